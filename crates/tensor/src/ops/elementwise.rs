@@ -1,0 +1,180 @@
+//! Elementwise kernels: unary maps and broadcasting binary and ternary zips.
+//!
+//! Each kernel has a contiguous fast path over plain slices (which LLVM vectorizes) and a
+//! strided path that walks contiguous inner runs. Above [`PARALLEL_THRESHOLD`] elements the
+//! output is split into chunks that run on rayon's pool.
+
+use rayon::prelude::*;
+
+use crate::element::Element;
+use crate::error::Result;
+use crate::layout::{Layout, broadcast_shapes, for_each_run};
+use crate::tensor::Tensor;
+
+/// Elementwise ops with at least this many elements split across threads. Below it the cost of
+/// waking the pool exceeds the work (measured in `benches/tensor.rs`).
+pub const PARALLEL_THRESHOLD: usize = 1 << 16;
+
+/// Elements per parallel chunk: large enough to amortize scheduling, small enough to balance.
+const CHUNK: usize = 1 << 14;
+
+/// Splits `out` into chunks and calls `fill(chunk, start_index)` on each, in parallel when large.
+fn fill_chunks<T: Element>(out: &mut [T], fill: impl Fn(&mut [T], usize) + Sync) {
+    if out.len() >= PARALLEL_THRESHOLD {
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(i, chunk)| fill(chunk, i * CHUNK));
+    } else {
+        fill(out, 0);
+    }
+}
+
+/// Applies `f` to every element.
+pub(crate) fn map<T: Element>(input: &Tensor<T>, f: impl Fn(T) -> T + Sync + Send) -> Tensor<T> {
+    let n = input.len();
+    if let Some(src) = input.as_slice() {
+        let data: Vec<T> = if n >= PARALLEL_THRESHOLD {
+            let mut out = Vec::with_capacity(n);
+            src.par_iter().map(|&x| f(x)).collect_into_vec(&mut out);
+            out
+        } else {
+            src.iter().map(|&x| f(x)).collect()
+        };
+        return Tensor::from_contiguous(data, input.shape());
+    }
+    let storage = &input.storage[..];
+    let layout = &input.layout;
+    let mut out = vec![T::zero(); n];
+    fill_chunks(&mut out, |chunk, start| {
+        let mut written = 0;
+        for_each_run(
+            layout.shape(),
+            [layout.strides()],
+            [layout.offset()],
+            start,
+            start + chunk.len(),
+            |[offset], len, [stride]| {
+                let dst = &mut chunk[written..written + len];
+                if stride == 1 {
+                    for (d, &s) in dst.iter_mut().zip(&storage[offset..offset + len]) {
+                        *d = f(s);
+                    }
+                } else {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = f(storage[offset + i * stride]);
+                    }
+                }
+                written += len;
+            },
+        );
+    });
+    Tensor::from_contiguous(out, input.shape())
+}
+
+/// Applies `f` pairwise after broadcasting `a` and `b` to a common shape.
+pub(crate) fn zip<T: Element>(
+    op: &'static str,
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+    f: impl Fn(T, T) -> T + Sync + Send,
+) -> Result<Tensor<T>> {
+    if a.shape() == b.shape()
+        && let (Some(x), Some(y)) = (a.as_slice(), b.as_slice())
+    {
+        let n = x.len();
+        let data: Vec<T> = if n >= PARALLEL_THRESHOLD {
+            let mut out = Vec::with_capacity(n);
+            x.par_iter()
+                .zip(y.par_iter())
+                .map(|(&p, &q)| f(p, q))
+                .collect_into_vec(&mut out);
+            out
+        } else {
+            x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect()
+        };
+        return Ok(Tensor::from_contiguous(data, a.shape()));
+    }
+    let shape = broadcast_shapes(op, a.shape(), b.shape())?;
+    let la = a.layout.broadcast_to(op, &shape)?;
+    let lb = b.layout.broadcast_to(op, &shape)?;
+    let (sa, sb) = (&a.storage[..], &b.storage[..]);
+    let mut out = vec![T::zero(); shape.iter().product()];
+    fill_chunks(&mut out, |chunk, start| {
+        let mut written = 0;
+        for_each_run(
+            &shape,
+            [la.strides(), lb.strides()],
+            [la.offset(), lb.offset()],
+            start,
+            start + chunk.len(),
+            |[oa, ob], len, [ta, tb]| {
+                let dst = &mut chunk[written..written + len];
+                match (ta, tb) {
+                    (1, 1) => {
+                        for ((d, &p), &q) in dst.iter_mut().zip(&sa[oa..oa + len]).zip(&sb[ob..ob + len]) {
+                            *d = f(p, q);
+                        }
+                    }
+                    (1, 0) => {
+                        let q = sb[ob];
+                        for (d, &p) in dst.iter_mut().zip(&sa[oa..oa + len]) {
+                            *d = f(p, q);
+                        }
+                    }
+                    (0, 1) => {
+                        let p = sa[oa];
+                        for (d, &q) in dst.iter_mut().zip(&sb[ob..ob + len]) {
+                            *d = f(p, q);
+                        }
+                    }
+                    _ => {
+                        for (i, d) in dst.iter_mut().enumerate() {
+                            *d = f(sa[oa + i * ta], sb[ob + i * tb]);
+                        }
+                    }
+                }
+                written += len;
+            },
+        );
+    });
+    Ok(Tensor::from_contiguous(out, &shape))
+}
+
+/// Applies `f` to triples after broadcasting all three tensors to a common shape.
+pub(crate) fn zip3<T: Element>(
+    op: &'static str,
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+    c: &Tensor<T>,
+    f: impl Fn(T, T, T) -> T + Sync + Send,
+) -> Result<Tensor<T>> {
+    let shape = broadcast_shapes(op, &broadcast_shapes(op, a.shape(), b.shape())?, c.shape())?;
+    let layouts: [Layout; 3] = [
+        a.layout.broadcast_to(op, &shape)?,
+        b.layout.broadcast_to(op, &shape)?,
+        c.layout.broadcast_to(op, &shape)?,
+    ];
+    let storages = [&a.storage[..], &b.storage[..], &c.storage[..]];
+    let mut out = vec![T::zero(); shape.iter().product()];
+    fill_chunks(&mut out, |chunk, start| {
+        let mut written = 0;
+        for_each_run(
+            &shape,
+            [layouts[0].strides(), layouts[1].strides(), layouts[2].strides()],
+            [layouts[0].offset(), layouts[1].offset(), layouts[2].offset()],
+            start,
+            start + chunk.len(),
+            |[o0, o1, o2], len, [t0, t1, t2]| {
+                for (i, d) in chunk[written..written + len].iter_mut().enumerate() {
+                    *d = f(
+                        storages[0][o0 + i * t0],
+                        storages[1][o1 + i * t1],
+                        storages[2][o2 + i * t2],
+                    );
+                }
+                written += len;
+            },
+        );
+    });
+    Ok(Tensor::from_contiguous(out, &shape))
+}

@@ -1,0 +1,160 @@
+//! In-place updates. Storage is shared between clones and views, so every write first makes the
+//! storage unique (copy-on-write): writing through one tensor never changes another.
+
+use std::sync::Arc;
+
+use crate::element::Element;
+use crate::error::{Result, TensorError, shape_str};
+use crate::layout::{Layout, for_each_run};
+use crate::tensor::Tensor;
+
+/// Copies `src` (any layout) into `dst` viewed through `dst_layout` (same shape, no overlap).
+pub(crate) fn copy_strided<T: Element>(dst: &mut [T], dst_layout: &Layout, src: &Tensor<T>) {
+    let storage = &src.storage[..];
+    for_each_run(
+        dst_layout.shape(),
+        [dst_layout.strides(), src.strides()],
+        [dst_layout.offset(), src.layout.offset()],
+        0,
+        dst_layout.len(),
+        |[d, s], len, [td, ts]| {
+            if td == 1 && ts == 1 {
+                dst[d..d + len].copy_from_slice(&storage[s..s + len]);
+            } else {
+                for i in 0..len {
+                    dst[d + i * td] = storage[s + i * ts];
+                }
+            }
+        },
+    );
+}
+
+impl<T: Element> Tensor<T> {
+    /// Makes the storage exclusively this tensor's (copying it if shared) and returns it with
+    /// the layout to write through. Refuses layouts where one element has several indices.
+    fn unique_storage(&mut self, op: &'static str) -> Result<(&mut [T], &Layout)> {
+        if self.layout.has_overlap() {
+            return Err(TensorError::new(
+                op,
+                format!(
+                    "cannot write in place to a view whose elements overlap (shape {}, strides {:?}); call contiguous() first",
+                    shape_str(self.shape()),
+                    self.strides()
+                ),
+            ));
+        }
+        if Arc::get_mut(&mut self.storage).is_none() {
+            // Shared: take a private compact copy of just this view.
+            *self = self.deep_clone();
+        }
+        let storage = Arc::get_mut(&mut self.storage).expect("storage was just made unique");
+        Ok((storage.as_mut_slice(), &self.layout))
+    }
+
+    /// Applies `f(self_element, other_element)` in place, broadcasting `other` to `self`'s shape.
+    pub fn try_zip_assign(
+        &mut self,
+        op: &'static str,
+        other: &Self,
+        f: impl Fn(T, T) -> T,
+    ) -> Result<()> {
+        let other_layout = other.layout.broadcast_to(op, self.shape()).map_err(|_| {
+            TensorError::new(
+                op,
+                format!(
+                    "cannot apply {} in place: {} does not broadcast to {}",
+                    op,
+                    shape_str(other.shape()),
+                    shape_str(self.shape())
+                ),
+            )
+        })?;
+        let other_storage = other.storage.clone();
+        let (dst, layout) = self.unique_storage(op)?;
+        for_each_run(
+            layout.shape(),
+            [layout.strides(), other_layout.strides()],
+            [layout.offset(), other_layout.offset()],
+            0,
+            layout.len(),
+            |[d, s], len, [td, ts]| {
+                if td == 1 && ts == 1 {
+                    for (x, &y) in dst[d..d + len].iter_mut().zip(&other_storage[s..s + len]) {
+                        *x = f(*x, y);
+                    }
+                } else {
+                    for i in 0..len {
+                        dst[d + i * td] = f(dst[d + i * td], other_storage[s + i * ts]);
+                    }
+                }
+            },
+        );
+        Ok(())
+    }
+
+    /// Applies `f` to every element in place.
+    pub fn map_assign(&mut self, f: impl Fn(T) -> T) {
+        let (dst, layout) = self
+            .unique_storage("map_assign")
+            .unwrap_or_else(|e| panic!("{e}"));
+        for_each_run(
+            layout.shape(),
+            [layout.strides()],
+            [layout.offset()],
+            0,
+            layout.len(),
+            |[d], len, [td]| {
+                for i in 0..len {
+                    dst[d + i * td] = f(dst[d + i * td]);
+                }
+            },
+        );
+    }
+
+    /// `self += other` (broadcasting `other`), in place.
+    ///
+    /// ```
+    /// use tapeloop_tensor::Tensor;
+    /// let mut a = Tensor::<f32>::ones(&[2, 2]);
+    /// let shared = a.clone();
+    /// a.add_assign(&Tensor::from_vec(vec![1.0, 2.0], &[2]));
+    /// assert_eq!(a.to_vec(), vec![2.0, 3.0, 2.0, 3.0]);
+    /// assert_eq!(shared.to_vec(), vec![1.0; 4]); // copy-on-write: the clone is untouched
+    /// ```
+    #[track_caller]
+    pub fn add_assign(&mut self, other: &Self) {
+        self.try_zip_assign("add_assign", other, |x, y| x + y)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `self += alpha · x`, in place (BLAS's axpy).
+    ///
+    /// ```
+    /// use tapeloop_tensor::Tensor;
+    /// let mut w = Tensor::<f64>::ones(&[2]);
+    /// w.axpy(-0.5, &Tensor::from_vec(vec![2.0, 4.0], &[2]));
+    /// assert_eq!(w.to_vec(), vec![0.0, -1.0]);
+    /// ```
+    #[track_caller]
+    pub fn axpy(&mut self, alpha: T, x: &Self) {
+        self.try_zip_assign("axpy", x, |y, v| y + alpha * v)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Multiplies every element by `s`, in place.
+    pub fn scale_assign(&mut self, s: T) {
+        self.map_assign(|x| x * s)
+    }
+
+    /// Sets every element to `value`, in place.
+    pub fn fill(&mut self, value: T) {
+        self.map_assign(|_| value)
+    }
+
+    /// Copies `src` (broadcast to this shape) into this tensor, in place.
+    #[track_caller]
+    pub fn copy_from(&mut self, src: &Self) {
+        self.try_zip_assign("copy_from", src, |_, y| y)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}

@@ -1,0 +1,131 @@
+//! Joining and splitting along a dimension: `cat`, `stack`, `split`, `chunk`. Splits are views.
+
+use crate::element::Element;
+use crate::error::{Result, TensorError, shape_str};
+use crate::layout::{Layout, normalize_dim};
+use crate::macros::panicking_forms;
+use crate::ops::inplace::copy_strided;
+use crate::tensor::Tensor;
+
+impl<T: Element> Tensor<T> {
+    /// Concatenates tensors along `dim`; all other dimensions must agree.
+    ///
+    /// ```
+    /// use tapeloop_tensor::Tensor;
+    /// let a = Tensor::<f32>::ones(&[2, 1]);
+    /// let b = Tensor::<f32>::zeros(&[2, 2]);
+    /// let c = Tensor::cat(&[&a, &b], 1);
+    /// assert_eq!(c.to_vec(), vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+    /// ```
+    #[track_caller]
+    pub fn cat(tensors: &[&Self], dim: isize) -> Self {
+        Self::try_cat(tensors, dim).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Concatenates tensors along `dim`.
+    pub fn try_cat(tensors: &[&Self], dim: isize) -> Result<Self> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| TensorError::new("cat", "needs at least one tensor"))?;
+        let d = normalize_dim("cat", dim, first.rank())?;
+        let mut total = 0;
+        for t in tensors {
+            let fits = t.rank() == first.rank()
+                && t.shape().iter().zip(first.shape()).enumerate().all(|(i, (a, b))| i == d || a == b);
+            if !fits {
+                let shapes: Vec<String> = tensors.iter().map(|t| shape_str(t.shape())).collect();
+                return Err(TensorError::new(
+                    "cat",
+                    format!("shapes {} differ outside dimension {d}", shapes.join(", ")),
+                ));
+            }
+            total += t.shape()[d];
+        }
+        let mut shape = first.shape_vec();
+        shape[d] = total;
+        let out_layout = Layout::contiguous(&shape);
+        let mut out = vec![T::zero(); out_layout.len()];
+        let mut start = 0;
+        for t in tensors {
+            let size = t.shape()[d];
+            copy_strided(&mut out, &out_layout.narrow(d, start, size), t);
+            start += size;
+        }
+        Ok(Self::from_contiguous(out, &shape))
+    }
+
+    /// Stacks equally shaped tensors along a new dimension `dim`.
+    ///
+    /// ```
+    /// use tapeloop_tensor::Tensor;
+    /// let a = Tensor::<f32>::zeros(&[3]);
+    /// assert_eq!(Tensor::stack(&[&a, &a], 0).shape(), &[2, 3]);
+    /// ```
+    #[track_caller]
+    pub fn stack(tensors: &[&Self], dim: isize) -> Self {
+        Self::try_stack(tensors, dim).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Stacks equally shaped tensors along a new dimension `dim`.
+    pub fn try_stack(tensors: &[&Self], dim: isize) -> Result<Self> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| TensorError::new("stack", "needs at least one tensor"))?;
+        if let Some(bad) = tensors.iter().find(|t| t.shape() != first.shape()) {
+            return Err(TensorError::new(
+                "stack",
+                format!(
+                    "all tensors need the same shape, got {} and {}",
+                    shape_str(first.shape()),
+                    shape_str(bad.shape())
+                ),
+            ));
+        }
+        let d = normalize_dim("stack", dim, first.rank() + 1)?;
+        let expanded: Vec<Self> = tensors.iter().map(|t| t.unsqueeze(d as isize)).collect();
+        let refs: Vec<&Self> = expanded.iter().collect();
+        Self::try_cat(&refs, d as isize)
+    }
+
+    /// Splits along `dim` into pieces of `size` (the last may be smaller); views, no copies.
+    pub fn try_split(&self, size: usize, dim: isize) -> Result<Vec<Self>> {
+        let d = normalize_dim("split", dim, self.rank())?;
+        if size == 0 {
+            return Err(TensorError::new("split", "piece size must be positive"));
+        }
+        let total = self.shape()[d];
+        Ok((0..total)
+            .step_by(size)
+            .map(|start| self.narrow(d as isize, start, size.min(total - start)))
+            .collect())
+    }
+
+    /// Splits along `dim` into `chunks` nearly equal views (like `torch.chunk`).
+    pub fn try_chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Self>> {
+        let d = normalize_dim("chunk", dim, self.rank())?;
+        if chunks == 0 {
+            return Err(TensorError::new("chunk", "number of chunks must be positive"));
+        }
+        let size = self.shape()[d].div_ceil(chunks).max(1);
+        self.try_split(size, d as isize)
+    }
+
+    panicking_forms! {
+        /// Splits into views of `size` along `dim`.
+        ///
+        /// ```
+        /// use tapeloop_tensor::Tensor;
+        /// let parts = Tensor::<f32>::zeros(&[5, 2]).split(2, 0);
+        /// assert_eq!(parts.iter().map(|p| p.dim(0)).collect::<Vec<_>>(), vec![2, 2, 1]);
+        /// ```
+        fn split => try_split(size: usize, dim: isize) -> Vec<Self>;
+        /// Splits into `chunks` views along `dim` (PyTorch's sizes: `ceil(n / chunks)` each).
+        ///
+        /// ```
+        /// use tapeloop_tensor::Tensor;
+        /// let gates = Tensor::<f32>::zeros(&[2, 8]).chunk(4, 1);
+        /// assert_eq!(gates[3].shape(), &[2, 2]);
+        /// ```
+        fn chunk => try_chunk(chunks: usize, dim: isize) -> Vec<Self>;
+    }
+}

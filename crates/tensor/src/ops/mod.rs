@@ -1,0 +1,10 @@
+//! Operations on tensors, one family per file.
+
+pub(crate) mod elementwise;
+pub mod index;
+pub(crate) mod inplace;
+mod join;
+mod math;
+mod matmul;
+mod reduce;
+mod view;
