@@ -1,0 +1,252 @@
+//! The backward pass: replay the tape in reverse.
+//!
+//! Every node carries its position on the tape (the order it was recorded in). A backward pass
+//! collects the nodes reachable from the outputs, sorts them by that position, newest first —
+//! the Wengert list read backwards — and hands each node's accumulated gradient to its rule.
+//! Because an op is always recorded after its inputs, every node's gradient is complete by the
+//! time it is visited.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use smallvec::SmallVec;
+use tensor::{Element, Tensor};
+
+use crate::error::{AnomalyReport, AutogradError, location_string};
+use crate::mode::{self, GradModeGuard};
+use crate::node::{BackwardContext, Node, NodeKind};
+use crate::var::Var;
+
+/// How a backward pass treats the graph.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackwardOptions {
+    /// Keep the graph's saved values so it can be backpropagated again.
+    pub retain_graph: bool,
+    /// Record the backward pass itself, so the gradients can be differentiated again
+    /// (Hessian-vector products, gradient penalties). Implies `retain_graph`.
+    pub create_graph: bool,
+}
+
+impl BackwardOptions {
+    /// Keep the graph for another backward pass.
+    pub fn retain_graph() -> Self {
+        Self {
+            retain_graph: true,
+            create_graph: false,
+        }
+    }
+
+    /// Record the backward pass for higher-order gradients.
+    pub fn create_graph() -> Self {
+        Self {
+            retain_graph: true,
+            create_graph: true,
+        }
+    }
+}
+
+/// Backpropagates `seeds` from `outputs` and accumulates into every leaf's gradient.
+pub(crate) fn backward<T: Element>(
+    outputs: &[Var<T>],
+    seeds: &[Var<T>],
+    options: BackwardOptions,
+) -> Result<(), AutogradError> {
+    run(outputs, seeds, options, &[], true).map(|_| ())
+}
+
+/// Gradients of `outputs` (weighted by `seeds`) with respect to `inputs`, without touching any
+/// leaf's accumulated gradient (PyTorch's `torch.autograd.grad`).
+///
+/// With `create_graph` the results are themselves recorded, so they can be differentiated
+/// again:
+///
+/// ```
+/// use tapeloop_autograd::{BackwardOptions, Var, grad, Tensor};
+///
+/// let x = Var::leaf(Tensor::<f64>::scalar(3.0));
+/// let y = &(&x * &x) * &x; // x³
+/// let dy = grad(&[y], &[x.clone()], None, BackwardOptions::create_graph(), false).unwrap();
+/// let dy = dy[0].clone().unwrap(); // 3x² = 27
+/// assert_eq!(dy.item(), 27.0);
+/// let d2y = grad(&[dy], &[x], None, BackwardOptions::default(), false).unwrap();
+/// assert_eq!(d2y[0].as_ref().unwrap().item(), 18.0); // 6x
+/// ```
+pub fn grad<T: Element>(
+    outputs: &[Var<T>],
+    inputs: &[Var<T>],
+    seeds: Option<&[Var<T>]>,
+    options: BackwardOptions,
+    allow_unused: bool,
+) -> Result<Vec<Option<Var<T>>>, AutogradError> {
+    let default_seeds: Vec<Var<T>>;
+    let seeds = match seeds {
+        Some(s) => s,
+        None => {
+            if let Some(bad) = outputs.iter().find(|o| o.value.len() != 1) {
+                return Err(AutogradError::NonScalarOutput {
+                    shape: bad.shape().to_vec(),
+                });
+            }
+            default_seeds = outputs
+                .iter()
+                .map(|o| Var::constant(Tensor::ones(o.shape())))
+                .collect();
+            &default_seeds
+        }
+    };
+    let mut wanted = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        match &input.node {
+            Some(node) => wanted.push(node.clone()),
+            None if allow_unused => wanted.push(Rc::new(Node::leaf(input.shape()))),
+            None => return Err(AutogradError::NotInGraph { input: i }),
+        }
+    }
+    let results = run(outputs, seeds, options, &wanted, false)?;
+    if !allow_unused && let Some(i) = results.iter().position(Option::is_none) {
+        return Err(AutogradError::NotInGraph { input: i });
+    }
+    Ok(results)
+}
+
+fn run<T: Element>(
+    outputs: &[Var<T>],
+    seeds: &[Var<T>],
+    options: BackwardOptions,
+    wanted: &[Rc<Node<T>>],
+    accumulate: bool,
+) -> Result<Vec<Option<Var<T>>>, AutogradError> {
+    let retain = options.retain_graph || options.create_graph;
+    let _mode = GradModeGuard::new(options.create_graph);
+    let mut roots = Vec::with_capacity(outputs.len());
+    for (output, seed) in outputs.iter().zip(seeds) {
+        if seed.shape() != output.shape() {
+            return Err(AutogradError::SeedShape {
+                output: output.shape().to_vec(),
+                seed: seed.shape().to_vec(),
+            });
+        }
+        if let Some(node) = &output.node {
+            roots.push((node.clone(), seed.clone()));
+        }
+    }
+    if roots.is_empty() {
+        return Err(AutogradError::NoGraph);
+    }
+
+    // The reachable part of the tape, newest first.
+    let mut order: Vec<Rc<Node<T>>> = Vec::new();
+    let mut position: HashMap<*const Node<T>, usize> = HashMap::new();
+    let mut stack: Vec<Rc<Node<T>>> = roots.iter().map(|(n, _)| n.clone()).collect();
+    while let Some(node) = stack.pop() {
+        let key = Rc::as_ptr(&node);
+        if position.contains_key(&key) {
+            continue;
+        }
+        position.insert(key, 0);
+        stack.extend(node.inputs.iter().flatten().cloned());
+        order.push(node);
+    }
+    order.sort_unstable_by_key(|n| std::cmp::Reverse(n.sequence));
+    for (i, node) in order.iter().enumerate() {
+        position.insert(Rc::as_ptr(node), i);
+    }
+
+    let mut grads: Vec<Option<Var<T>>> = vec![None; order.len()];
+    for (node, seed) in roots {
+        accumulate_into(&mut grads[position[&Rc::as_ptr(&node)]], seed);
+    }
+    let mut results: Vec<Option<Var<T>>> = vec![None; wanted.len()];
+
+    for (index, node) in order.iter().enumerate() {
+        let Some(mut grad) = grads[index].take() else {
+            continue;
+        };
+        for hook in node.hooks.borrow().iter() {
+            if let Some(replaced) = hook(&grad) {
+                grad = replaced;
+            }
+        }
+        for (slot, target) in results.iter_mut().zip(wanted) {
+            if Rc::ptr_eq(target, node) {
+                *slot = Some(grad.clone());
+            }
+        }
+        let keep = if options.create_graph {
+            grad.clone()
+        } else {
+            grad.detach()
+        };
+        match node.kind {
+            NodeKind::Leaf => {
+                if accumulate {
+                    accumulate_into(&mut node.grad.borrow_mut(), keep);
+                }
+                continue;
+            }
+            NodeKind::Op => {
+                if accumulate && node.retains_grad.get() {
+                    accumulate_into(&mut node.grad.borrow_mut(), keep);
+                }
+            }
+        }
+        let input_grads = {
+            let rule = node.backward.borrow();
+            let rule = rule
+                .as_ref()
+                .ok_or(AutogradError::GraphFreed { op: node.op })?;
+            let needs: SmallVec<[bool; 2]> = node.inputs.iter().map(Option::is_some).collect();
+            let output = node.saved_output.borrow().clone().map(|value| Var {
+                value,
+                node: Some(node.clone()),
+            });
+            rule(&BackwardContext {
+                grad: &grad,
+                output,
+                needs: &needs,
+            })
+        };
+        for (input, input_grad) in node.inputs.iter().zip(input_grads) {
+            let (Some(input), Some(input_grad)) = (input, input_grad) else {
+                continue;
+            };
+            if input_grad.shape() != &input.shape[..] {
+                return Err(AutogradError::GradientShape {
+                    op: node.op,
+                    expected: input.shape.to_vec(),
+                    got: input_grad.shape().to_vec(),
+                });
+            }
+            if mode::is_anomaly_enabled()
+                && input_grad.value.to_vec().iter().any(|x| !x.is_finite())
+            {
+                let (location, input_shapes) = node
+                    .origin
+                    .as_deref()
+                    .map(|o| (location_string(o.location), o.input_shapes.clone()))
+                    .unwrap_or_else(|| {
+                        ("(recorded before anomaly mode was on)".into(), Vec::new())
+                    });
+                return Err(AutogradError::Anomaly(AnomalyReport {
+                    op: node.op,
+                    phase: "backward",
+                    input_shapes,
+                    location,
+                }));
+            }
+            accumulate_into(&mut grads[position[&Rc::as_ptr(input)]], input_grad);
+        }
+        if !retain {
+            node.backward.borrow_mut().take();
+            node.saved_output.borrow_mut().take();
+        }
+    }
+    Ok(results)
+}
+
+fn accumulate_into<T: Element>(slot: &mut Option<Var<T>>, grad: Var<T>) {
+    *slot = Some(match slot.take() {
+        None => grad,
+        Some(existing) => &existing + &grad,
+    });
+}

@@ -1,0 +1,107 @@
+//! A node of the tape: one recorded op, its inputs and its backward rule.
+
+use std::cell::{Cell, RefCell};
+use std::panic::Location;
+use std::rc::Rc;
+
+use smallvec::SmallVec;
+use tensor::{Element, Shape, Tensor};
+
+use crate::var::Var;
+
+/// Gradients for an op's inputs, in input order; `None` where no gradient is needed or it is zero.
+pub type Gradients<T> = SmallVec<[Option<Var<T>>; 2]>;
+
+/// What a backward rule sees: the gradient of the loss with respect to the op's output, the
+/// output itself (when the op saved it), and which inputs need a gradient.
+pub struct BackwardContext<'a, T: Element> {
+    /// ∂L/∂output.
+    pub grad: &'a Var<T>,
+    pub(crate) output: Option<Var<T>>,
+    /// `needs[i]` is true when input `i` requires a gradient.
+    pub needs: &'a [bool],
+}
+
+impl<T: Element> BackwardContext<'_, T> {
+    /// The op's output, as a variable connected to the graph (so a rule written with it, like
+    /// tanh's `1 − y²`, is itself differentiable). Only ops recorded with a saved output have it.
+    #[track_caller]
+    pub fn output(&self) -> &Var<T> {
+        self.output
+            .as_ref()
+            .expect("this op was recorded without saving its output")
+    }
+}
+
+/// A backward rule: maps ∂L/∂output to ∂L/∂input for every input.
+pub type BackwardFn<T> = Box<dyn Fn(&BackwardContext<'_, T>) -> Gradients<T>>;
+
+/// A gradient hook: sees the gradient flowing into a variable and may replace it.
+pub type Hook<T> = Box<dyn Fn(&Var<T>) -> Option<Var<T>>>;
+
+/// Where an op was recorded and the shapes of its inputs (anomaly mode).
+pub(crate) struct Origin {
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) input_shapes: Vec<Vec<usize>>,
+}
+
+pub(crate) enum NodeKind {
+    /// A variable created by the user that requires gradients; its gradient accumulates.
+    Leaf,
+    /// The result of a recorded op.
+    Op,
+}
+
+pub(crate) struct Node<T: Element> {
+    /// Position on the tape: larger than every node recorded before it.
+    pub(crate) sequence: u64,
+    pub(crate) op: &'static str,
+    pub(crate) kind: NodeKind,
+    /// The nodes of the inputs that require gradients (`None` for constants).
+    pub(crate) inputs: SmallVec<[Option<Rc<Node<T>>>; 2]>,
+    /// Released after a backward pass unless the graph is retained.
+    pub(crate) backward: RefCell<Option<BackwardFn<T>>>,
+    pub(crate) saved_output: RefCell<Option<Tensor<T>>>,
+    pub(crate) shape: Shape,
+    /// Accumulated gradient of a leaf, or the retained gradient of an op result.
+    pub(crate) grad: RefCell<Option<Var<T>>>,
+    pub(crate) retains_grad: Cell<bool>,
+    pub(crate) hooks: RefCell<Vec<Hook<T>>>,
+    /// Where the op was called, and its input shapes; recorded in anomaly mode only.
+    pub(crate) origin: Option<Box<Origin>>,
+}
+
+impl<T: Element> Node<T> {
+    pub(crate) fn leaf(shape: &[usize]) -> Self {
+        Self {
+            sequence: crate::mode::next_sequence(),
+            op: "leaf",
+            kind: NodeKind::Leaf,
+            inputs: SmallVec::new(),
+            backward: RefCell::new(None),
+            saved_output: RefCell::new(None),
+            shape: shape.into(),
+            grad: RefCell::new(None),
+            retains_grad: Cell::new(true),
+            hooks: RefCell::new(Vec::new()),
+            origin: None,
+        }
+    }
+}
+
+impl<T: Element> Drop for Node<T> {
+    /// Frees the graph behind this node without recursion: a 1,000-step sequence builds chains
+    /// tens of thousands of nodes deep, and dropping them recursively would overflow the stack.
+    fn drop(&mut self) {
+        let mut pending: Vec<Rc<Node<T>>> = self.inputs.drain(..).flatten().collect();
+        // The rule's captured inputs are also held by `pending`, so this never drops a node.
+        drop(self.backward.get_mut().take());
+        while let Some(node) = pending.pop() {
+            if let Some(mut inner) = Rc::into_inner(node) {
+                pending.extend(inner.inputs.drain(..).flatten());
+                drop(inner.backward.get_mut().take());
+                // `inner` now has no inputs, so dropping it does not recurse.
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Elementwise unary ops. Each states its forward and its derivative, from the input `x` or
+//! from the output `y` (tanh' = 1 − y², σ' = y(1 − y), exp' = y), in a few lines.
+
+use tensor::Element;
+
+use crate::node::Gradients;
+use crate::var::Var;
+
+/// Records a unary op whose derivative needs the input `x`.
+#[track_caller]
+fn from_input<T: Element>(
+    op: &'static str,
+    x: &Var<T>,
+    value: tensor::Tensor<T>,
+    rule: impl Fn(&Var<T>, &Var<T>) -> Var<T> + 'static,
+) -> Var<T> {
+    let input = x.clone();
+    Var::record(op, value, &[x], false, move |ctx| {
+        Gradients::from_iter([Some(rule(ctx.grad, &input))])
+    })
+}
+
+/// Records a unary op whose derivative needs only the output `y` (the input is not kept).
+#[track_caller]
+fn from_output<T: Element>(
+    op: &'static str,
+    x: &Var<T>,
+    value: tensor::Tensor<T>,
+    rule: impl Fn(&Var<T>, &Var<T>) -> Var<T> + 'static,
+) -> Var<T> {
+    Var::record(op, value, &[x], true, move |ctx| {
+        Gradients::from_iter([Some(rule(ctx.grad, ctx.output()))])
+    })
+}
+
+impl<T: Element> Var<T> {
+    /// `-x`.
+    #[track_caller]
+    pub fn neg(&self) -> Var<T> {
+        Var::record("neg", self.value.neg(), &[self], false, |ctx| {
+            Gradients::from_iter([Some(ctx.grad.neg())])
+        })
+    }
+
+    /// `eˣ`; derivative `y`.
+    #[track_caller]
+    pub fn exp(&self) -> Var<T> {
+        from_output("exp", self, self.value.exp(), |g, y| g * y)
+    }
+
+    /// `ln x`; derivative `1/x`.
+    #[track_caller]
+    pub fn log(&self) -> Var<T> {
+        from_input("log", self, self.value.log(), |g, x| g / x)
+    }
+
+    /// `tanh x`; derivative `1 − y²`.
+    #[track_caller]
+    pub fn tanh(&self) -> Var<T> {
+        from_output("tanh", self, self.value.tanh(), |g, y| {
+            g * &(&(y * y) * -T::one()).add_scalar(T::one())
+        })
+    }
+
+    /// `σ(x) = 1/(1 + e⁻ˣ)`; derivative `y(1 − y)`.
+    #[track_caller]
+    pub fn sigmoid(&self) -> Var<T> {
+        from_output("sigmoid", self, self.value.sigmoid(), |g, y| {
+            g * &(y * &(y * -T::one()).add_scalar(T::one()))
+        })
+    }
+
+    /// `max(x, 0)`; derivative 1 where `x > 0`, else 0.
+    #[track_caller]
+    pub fn relu(&self) -> Var<T> {
+        from_output("relu", self, self.value.relu(), |g, y| {
+            g * &Var::constant(y.value.gt_mask(&tensor::Tensor::scalar(T::zero())))
+        })
+    }
+
+    /// `√x`; derivative `1/(2y)`.
+    #[track_caller]
+    pub fn sqrt(&self) -> Var<T> {
+        from_output("sqrt", self, self.value.sqrt(), |g, y| {
+            &(g / y) * T::from_f64_lossy(0.5)
+        })
+    }
+
+    /// `|x|`; derivative `sign(x)` (0 at 0, as PyTorch).
+    #[track_caller]
+    pub fn abs(&self) -> Var<T> {
+        from_input("abs", self, self.value.abs(), |g, x| {
+            g * &Var::constant(x.value.sign())
+        })
+    }
+
+    /// `xᵖ`; derivative `p·xᵖ⁻¹`.
+    #[track_caller]
+    pub fn powf(&self, exponent: T) -> Var<T> {
+        from_input("powf", self, self.value.powf(exponent), move |g, x| {
+            g * &(&x.powf(exponent - T::one()) * exponent)
+        })
+    }
+
+    /// `1/x`; derivative `−y²`.
+    #[track_caller]
+    pub fn recip(&self) -> Var<T> {
+        from_output("recip", self, self.value.recip(), |g, y| {
+            g * &(&(y * y) * -T::one())
+        })
+    }
+
+    /// `x²`; derivative `2x`.
+    #[track_caller]
+    pub fn square(&self) -> Var<T> {
+        from_input("square", self, self.value.square(), |g, x| {
+            g * &(x * T::from_f64_lossy(2.0))
+        })
+    }
+
+    /// `x + s` for a scalar `s`.
+    #[track_caller]
+    pub fn add_scalar(&self, s: T) -> Var<T> {
+        Var::record(
+            "add_scalar",
+            self.value.add_scalar(s),
+            &[self],
+            false,
+            |ctx| Gradients::from_iter([Some(ctx.grad.clone())]),
+        )
+    }
+
+    /// `x · s` for a scalar `s`.
+    #[track_caller]
+    pub fn mul_scalar(&self, s: T) -> Var<T> {
+        Var::record(
+            "mul_scalar",
+            self.value.mul_scalar(s),
+            &[self],
+            false,
+            move |ctx| Gradients::from_iter([Some(ctx.grad.mul_scalar(s))]),
+        )
+    }
+
+    /// Clamps into `[min, max]`; the gradient passes where `min ≤ x ≤ max` (as PyTorch).
+    #[track_caller]
+    pub fn clamp(&self, min: T, max: T) -> Var<T> {
+        from_input("clamp", self, self.value.clamp(min, max), move |g, x| {
+            let inside = x.value.map(|v| {
+                if v >= min && v <= max {
+                    T::one()
+                } else {
+                    T::zero()
+                }
+            });
+            g * &Var::constant(inside)
+        })
+    }
+}
