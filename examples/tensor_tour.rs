@@ -10,7 +10,11 @@ fn main() {
     println!("a = {a}");
 
     let at = a.t();
-    println!("a.t() shares storage with a: {}, strides {:?}", at.shares_storage(&a), at.strides());
+    println!(
+        "a.t() shares storage with a: {}, strides {:?}",
+        at.shares_storage(&a),
+        at.strides()
+    );
     println!("a.narrow(1, 1, 2) = {}", a.narrow(1, 1, 2));
 
     let row = Tensor::<f32>::from_vec(vec![10.0, 20.0, 30.0, 40.0], &[4]);
@@ -20,7 +24,10 @@ fn main() {
 
     let w = Tensor::<f32>::randn(&[4, 5], &mut rng);
     println!("a @ w = {}", a.matmul(&w));
-    println!("at.t() @ w copies nothing: {}", at.t().matmul(&w) == a.matmul(&w));
+    println!(
+        "at.t() @ w copies nothing: {}",
+        at.t().matmul(&w) == a.matmul(&w)
+    );
 
     let big = Tensor::<f32>::randn(&[64, 512], &mut rng);
     let weight = Tensor::<f32>::randn(&[2048, 512], &mut rng);
@@ -28,5 +35,8 @@ fn main() {
     let projected = big.matmul(&weight.t());
     let seconds = start.elapsed().as_secs_f64();
     let gflops = 2.0 * 64.0 * 512.0 * 2048.0 / seconds / 1e9;
-    println!("[64, 512] x [512, 2048] -> {:?} at {gflops:.0} GFLOP/s (one cold run)", projected.shape());
+    println!(
+        "[64, 512] x [512, 2048] -> {:?} at {gflops:.0} GFLOP/s (one cold run)",
+        projected.shape()
+    );
 }

@@ -51,8 +51,16 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Sh
     let rank = a.len().max(b.len());
     let mut out: Shape = SmallVec::from_elem(0, rank);
     for i in 0..rank {
-        let da = if i < rank - a.len() { 1 } else { a[i - (rank - a.len())] };
-        let db = if i < rank - b.len() { 1 } else { b[i - (rank - b.len())] };
+        let da = if i < rank - a.len() {
+            1
+        } else {
+            a[i - (rank - a.len())]
+        };
+        let db = if i < rank - b.len() {
+            1
+        } else {
+            b[i - (rank - b.len())]
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -286,9 +294,7 @@ impl Layout {
                 || (old_shape[tensor_d - 1] != 1
                     && old_strides[tensor_d - 1] != tensor_numel * chunk_base_stride);
             if chunk_ends {
-                while view_d >= 0
-                    && (view_numel < tensor_numel || shape[view_d as usize] == 1)
-                {
+                while view_d >= 0 && (view_numel < tensor_numel || shape[view_d as usize] == 1) {
                     new_strides[view_d as usize] = view_numel * chunk_base_stride;
                     view_numel *= shape[view_d as usize];
                     view_d -= 1;
@@ -393,8 +399,14 @@ mod tests {
 
     #[test]
     fn broadcast_rules_follow_pytorch() {
-        assert_eq!(broadcast_shapes("add", &[3, 1], &[4]).unwrap().as_slice(), &[3, 4]);
-        assert_eq!(broadcast_shapes("add", &[], &[2, 3]).unwrap().as_slice(), &[2, 3]);
+        assert_eq!(
+            broadcast_shapes("add", &[3, 1], &[4]).unwrap().as_slice(),
+            &[3, 4]
+        );
+        assert_eq!(
+            broadcast_shapes("add", &[], &[2, 3]).unwrap().as_slice(),
+            &[2, 3]
+        );
         let err = broadcast_shapes("add", &[3, 2], &[4]).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -408,13 +420,18 @@ mod tests {
         assert!(t.reshape_view(&[6]).is_none());
         assert_eq!(t.reshape_view(&[3, 2, 1]).unwrap().strides(), &[1, 3, 3]);
         let narrowed = Layout::contiguous(&[4, 6]).narrow(1, 1, 4);
-        assert_eq!(narrowed.reshape_view(&[4, 2, 2]).unwrap().strides(), &[6, 2, 1]);
+        assert_eq!(
+            narrowed.reshape_view(&[4, 2, 2]).unwrap().strides(),
+            &[6, 2, 1]
+        );
         assert!(narrowed.reshape_view(&[16]).is_none());
     }
 
     #[test]
     fn overlap_is_detected_for_broadcast_views() {
-        let b = Layout::contiguous(&[3]).broadcast_to("expand", &[4, 3]).unwrap();
+        let b = Layout::contiguous(&[3])
+            .broadcast_to("expand", &[4, 3])
+            .unwrap();
         assert!(b.has_overlap());
         assert!(!Layout::contiguous(&[4, 3]).transpose(0, 1).has_overlap());
     }
@@ -423,11 +440,18 @@ mod tests {
     fn runs_cover_a_range_in_row_major_order() {
         let layout = Layout::contiguous(&[3, 4]).transpose(0, 1); // shape [4, 3], strides [1, 4]
         let mut seen = Vec::new();
-        for_each_run(layout.shape(), [layout.strides()], [0], 2, 9, |[off], len, [st]| {
-            for i in 0..len {
-                seen.push(off + i * st);
-            }
-        });
+        for_each_run(
+            layout.shape(),
+            [layout.strides()],
+            [0],
+            2,
+            9,
+            |[off], len, [st]| {
+                for i in 0..len {
+                    seen.push(off + i * st);
+                }
+            },
+        );
         // Row-major over [4,3] of the transposed [3,4] matrix: element (r, c) is at c*4 + r.
         assert_eq!(seen, vec![8, 1, 5, 9, 2, 6, 10]);
     }

@@ -111,7 +111,9 @@ pub(crate) fn zip<T: Element>(
                 let dst = &mut chunk[written..written + len];
                 match (ta, tb) {
                     (1, 1) => {
-                        for ((d, &p), &q) in dst.iter_mut().zip(&sa[oa..oa + len]).zip(&sb[ob..ob + len]) {
+                        for ((d, &p), &q) in
+                            dst.iter_mut().zip(&sa[oa..oa + len]).zip(&sb[ob..ob + len])
+                        {
                             *d = f(p, q);
                         }
                     }
@@ -160,8 +162,16 @@ pub(crate) fn zip3<T: Element>(
         let mut written = 0;
         for_each_run(
             &shape,
-            [layouts[0].strides(), layouts[1].strides(), layouts[2].strides()],
-            [layouts[0].offset(), layouts[1].offset(), layouts[2].offset()],
+            [
+                layouts[0].strides(),
+                layouts[1].strides(),
+                layouts[2].strides(),
+            ],
+            [
+                layouts[0].offset(),
+                layouts[1].offset(),
+                layouts[2].offset(),
+            ],
             start,
             start + chunk.len(),
             |[o0, o1, o2], len, [t0, t1, t2]| {

@@ -32,7 +32,10 @@ impl Indices {
             shape.iter().product::<usize>(),
             data.len()
         );
-        Self { data, shape: shape.into() }
+        Self {
+            data,
+            shape: shape.into(),
+        }
     }
 
     /// A 1-D list of indices.
@@ -90,9 +93,19 @@ fn gather_positions(
     Ok(positions)
 }
 
-fn check_gather_shapes(op: &'static str, shape: &[usize], dim: usize, index: &Indices) -> Result<()> {
+fn check_gather_shapes(
+    op: &'static str,
+    shape: &[usize],
+    dim: usize,
+    index: &Indices,
+) -> Result<()> {
     let fits = index.shape().len() == shape.len()
-        && index.shape().iter().zip(shape).enumerate().all(|(d, (i, s))| d == dim || i <= s);
+        && index
+            .shape()
+            .iter()
+            .zip(shape)
+            .enumerate()
+            .all(|(d, (i, s))| d == dim || i <= s);
     if fits {
         Ok(())
     } else {
@@ -121,7 +134,10 @@ impl<T: Element> Tensor<T> {
                 ),
             ));
         }
-        let pieces: Vec<Self> = indices.iter().map(|&i| self.narrow(d as isize, i, 1)).collect();
+        let pieces: Vec<Self> = indices
+            .iter()
+            .map(|&i| self.narrow(d as isize, i, 1))
+            .collect();
         if pieces.is_empty() {
             let mut shape = self.shape_vec();
             shape[d] = 0;

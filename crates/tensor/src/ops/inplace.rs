@@ -92,6 +92,49 @@ impl<T: Element> Tensor<T> {
         Ok(())
     }
 
+    /// Writes one element in place. Copy-on-write keeps this view's layout (strides and offset)
+    /// by copying the whole storage when it is shared, so a strided view stays strided: what a
+    /// finite-difference check needs to perturb one element of any input.
+    ///
+    /// ```
+    /// use tapeloop_tensor::Tensor;
+    /// let a = Tensor::<f64>::zeros(&[2, 3]);
+    /// let mut t = a.t();
+    /// t.set(&[2, 1], 5.0);
+    /// assert_eq!(t.strides(), &[1, 3]);
+    /// assert_eq!(t.get(&[2, 1]), 5.0);
+    /// assert_eq!(a.get(&[1, 2]), 0.0);
+    /// ```
+    #[track_caller]
+    pub fn set(&mut self, index: &[usize], value: T) {
+        self.try_set(index, value).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Writes one element in place; an error when the index is out of bounds or the view
+    /// overlaps itself.
+    pub fn try_set(&mut self, index: &[usize], value: T) -> Result<()> {
+        self.try_get(index)
+            .map_err(|e| TensorError::new("set", e.message))?;
+        if self.layout.has_overlap() {
+            return Err(TensorError::new(
+                "set",
+                format!(
+                    "cannot write one element of a view whose elements overlap (shape {}, strides {:?})",
+                    shape_str(self.shape()),
+                    self.strides()
+                ),
+            ));
+        }
+        let position = self.layout.offset()
+            + index
+                .iter()
+                .zip(self.layout.strides())
+                .map(|(i, s)| i * s)
+                .sum::<usize>();
+        Arc::make_mut(&mut self.storage)[position] = value;
+        Ok(())
+    }
+
     /// Applies `f` to every element in place.
     pub fn map_assign(&mut self, f: impl Fn(T) -> T) {
         let (dst, layout) = self

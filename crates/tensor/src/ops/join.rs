@@ -31,7 +31,11 @@ impl<T: Element> Tensor<T> {
         let mut total = 0;
         for t in tensors {
             let fits = t.rank() == first.rank()
-                && t.shape().iter().zip(first.shape()).enumerate().all(|(i, (a, b))| i == d || a == b);
+                && t.shape()
+                    .iter()
+                    .zip(first.shape())
+                    .enumerate()
+                    .all(|(i, (a, b))| i == d || a == b);
             if !fits {
                 let shapes: Vec<String> = tensors.iter().map(|t| shape_str(t.shape())).collect();
                 return Err(TensorError::new(
@@ -104,7 +108,10 @@ impl<T: Element> Tensor<T> {
     pub fn try_chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Self>> {
         let d = normalize_dim("chunk", dim, self.rank())?;
         if chunks == 0 {
-            return Err(TensorError::new("chunk", "number of chunks must be positive"));
+            return Err(TensorError::new(
+                "chunk",
+                "number of chunks must be positive",
+            ));
         }
         let size = self.shape()[d].div_ceil(chunks).max(1);
         self.try_split(size, d as isize)

@@ -13,7 +13,10 @@ use crate::tensor::Tensor;
 /// Strides of a view as the signed row and column strides the kernel takes.
 fn matrix_strides(layout: &Layout) -> [isize; 2] {
     let rank = layout.rank();
-    [layout.strides()[rank - 2] as isize, layout.strides()[rank - 1] as isize]
+    [
+        layout.strides()[rank - 2] as isize,
+        layout.strides()[rank - 1] as isize,
+    ]
 }
 
 impl<T: Element> Tensor<T> {
@@ -22,7 +25,12 @@ impl<T: Element> Tensor<T> {
         let fail = |why: String| {
             TensorError::new(
                 "matmul",
-                format!("{} x {}: {}", shape_str(self.shape()), shape_str(other.shape()), why),
+                format!(
+                    "{} x {}: {}",
+                    shape_str(self.shape()),
+                    shape_str(other.shape()),
+                    why
+                ),
             )
         };
         if self.rank() == 0 || other.rank() == 0 {
@@ -30,15 +38,27 @@ impl<T: Element> Tensor<T> {
         }
         // Vectors become matrices ([k] → [1, k] on the left, [k, 1] on the right) and the added
         // dimension is removed from the result.
-        let a = if self.rank() == 1 { self.unsqueeze(0) } else { self.clone() };
-        let b = if other.rank() == 1 { other.unsqueeze(-1) } else { other.clone() };
+        let a = if self.rank() == 1 {
+            self.unsqueeze(0)
+        } else {
+            self.clone()
+        };
+        let b = if other.rank() == 1 {
+            other.unsqueeze(-1)
+        } else {
+            other.clone()
+        };
         let (m, k) = (a.dim(-2), a.dim(-1));
         let (k2, n) = (b.dim(-2), b.dim(-1));
         if k != k2 {
             return Err(fail(format!("inner dimensions {k} and {k2} differ")));
         }
-        let batch = broadcast_shapes("matmul", &a.shape()[..a.rank() - 2], &b.shape()[..b.rank() - 2])
-            .map_err(|_| fail("batch dimensions do not broadcast".into()))?;
+        let batch = broadcast_shapes(
+            "matmul",
+            &a.shape()[..a.rank() - 2],
+            &b.shape()[..b.rank() - 2],
+        )
+        .map_err(|_| fail("batch dimensions do not broadcast".into()))?;
         let mut out_shape: Shape = batch.clone();
         out_shape.extend_from_slice(&[m, n]);
         let out = gemm_batched(&a, &b, &batch, m, k, n);
@@ -85,7 +105,9 @@ fn gemm_batched<T: Element>(
         let rank = t.rank();
         let mut shape: SmallVec<[usize; 4]> = batch.into();
         shape.extend_from_slice(&t.shape()[rank - 2..]);
-        t.layout.broadcast_to("matmul", &shape).expect("batch shape was checked")
+        t.layout
+            .broadcast_to("matmul", &shape)
+            .expect("batch shape was checked")
     };
     let (la, lb) = (batched_layout(a), batched_layout(b));
     let (sa, sb) = (matrix_strides(&la), matrix_strides(&lb));

@@ -73,7 +73,10 @@ fn resolve_dims(op: &'static str, dims: &[isize], rank: usize) -> Result<SmallVe
     for &d in dims {
         let d = normalize_dim(op, d, rank)?;
         if out.contains(&d) {
-            return Err(TensorError::new(op, format!("dimension {d} is listed twice in {dims:?}")));
+            return Err(TensorError::new(
+                op,
+                format!("dimension {d} is listed twice in {dims:?}"),
+            ));
         }
         out.push(d);
     }
@@ -91,7 +94,10 @@ fn reduce<T: Element>(
     if matches!(fold, Fold::Max | Fold::Min) && dims.iter().any(|&d| input.shape()[d] == 0) {
         return Err(TensorError::new(
             op,
-            format!("cannot reduce over an empty dimension (shape {:?})", input.shape()),
+            format!(
+                "cannot reduce over an empty dimension (shape {:?})",
+                input.shape()
+            ),
         ));
     }
     let kept_shape = input.reduced_shape(&dims, true);
@@ -116,7 +122,9 @@ fn reduce<T: Element>(
                 };
             }
             (0, _) => {
-                out[o] = (0..len).fold(out[o], |acc, k| fold.combine(acc, storage[i + k * in_stride]));
+                out[o] = (0..len).fold(out[o], |acc, k| {
+                    fold.combine(acc, storage[i + k * in_stride])
+                });
             }
             (1, 1) => {
                 for (acc, &x) in out[o..o + len].iter_mut().zip(&storage[i..i + len]) {
@@ -196,12 +204,16 @@ impl<T: Element> Tensor<T> {
     /// The position of the largest element along `dim` (first one on ties), as integer-valued
     /// elements of the tensor's own type.
     pub fn try_argmax(&self, dim: isize, keepdim: bool) -> Result<Self> {
-        self.arg_extreme("argmax", dim, keepdim, |x, best| x > best || (x.is_nan() && !best.is_nan()))
+        self.arg_extreme("argmax", dim, keepdim, |x, best| {
+            x > best || (x.is_nan() && !best.is_nan())
+        })
     }
 
     /// The position of the smallest element along `dim` (first one on ties).
     pub fn try_argmin(&self, dim: isize, keepdim: bool) -> Result<Self> {
-        self.arg_extreme("argmin", dim, keepdim, |x, best| x < best || (x.is_nan() && !best.is_nan()))
+        self.arg_extreme("argmin", dim, keepdim, |x, best| {
+            x < best || (x.is_nan() && !best.is_nan())
+        })
     }
 
     fn arg_extreme(
@@ -214,7 +226,10 @@ impl<T: Element> Tensor<T> {
         let d = normalize_dim(op, dim, self.rank())?;
         let size = self.shape()[d];
         if size == 0 {
-            return Err(TensorError::new(op, format!("dimension {d} is empty (shape {:?})", self.shape())));
+            return Err(TensorError::new(
+                op,
+                format!("dimension {d} is empty (shape {:?})", self.shape()),
+            ));
         }
         let moved = self.try_transpose(d as isize, -1)?.contiguous();
         let values = moved.as_slice().expect("contiguous");
@@ -300,7 +315,8 @@ impl<T: Element> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn sum_to_shape(&self, shape: &[usize]) -> Self {
-        self.try_sum_to_shape(shape).unwrap_or_else(|e| panic!("{e}"))
+        self.try_sum_to_shape(shape)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Sums a broadcast result back to `shape`; an error when `shape` does not broadcast to
@@ -312,7 +328,11 @@ impl<T: Element> Tensor<T> {
         let lead = self.rank().checked_sub(shape.len()).ok_or_else(|| {
             TensorError::new(
                 "sum_to_shape",
-                format!("cannot reduce shape {:?} to the larger rank of {:?}", self.shape(), shape),
+                format!(
+                    "cannot reduce shape {:?} to the larger rank of {:?}",
+                    self.shape(),
+                    shape
+                ),
             )
         })?;
         let mut dims: SmallVec<[isize; 4]> = (0..lead as isize).collect();

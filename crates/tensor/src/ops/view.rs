@@ -22,7 +22,10 @@ impl<T: Element> Tensor<T> {
         if self.rank() != 2 {
             return Err(TensorError::new(
                 "t",
-                format!("expects a 2-D tensor, got shape {}", shape_str(self.shape())),
+                format!(
+                    "expects a 2-D tensor, got shape {}",
+                    shape_str(self.shape())
+                ),
             ));
         }
         self.try_transpose(0, 1)
