@@ -1,0 +1,104 @@
+//! The LSTM cell, PyTorch's form: gates i, f, g, o stacked in that order, optional projection.
+
+use autograd::{Parameter, Var};
+use tensor::{Element, TensorRng};
+
+use crate::cell::Cell;
+use crate::init::{linear_projection, uniform_parameter};
+
+/// Long short-term memory (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al.):
+///
+/// ```text
+/// i, f, g, o = split(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)      (row blocks in that order)
+/// c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g)
+/// h' = σ(o) ⊙ tanh(c')            (then h' W_hrᵀ with a projection)
+/// ```
+///
+/// The cell path `c' = f ⊙ c + …` is additive: backprop along it multiplies by the forget gate
+/// instead of by `tanh'·W`, which is why gradients survive long lags.
+pub struct LstmCell<T: Element> {
+    /// `[4·hidden, input]`.
+    pub weight_ih: Parameter<T>,
+    /// `[4·hidden, output]` (output = proj_size if projecting, else hidden).
+    pub weight_hh: Parameter<T>,
+    /// `[4·hidden]`.
+    pub bias_ih: Option<Parameter<T>>,
+    /// `[4·hidden]`.
+    pub bias_hh: Option<Parameter<T>>,
+    /// `[proj_size, hidden]` when the cell projects its output (PyTorch's `proj_size`).
+    pub weight_hr: Option<Parameter<T>>,
+}
+
+impl<T: Element> LstmCell<T> {
+    /// A cell with PyTorch's default initialization; `proj_size` 0 means no projection.
+    pub fn new(
+        input_size: usize,
+        hidden_size: usize,
+        bias: bool,
+        proj_size: usize,
+        rng: &mut TensorRng,
+    ) -> Self {
+        let output_size = if proj_size > 0 {
+            proj_size
+        } else {
+            hidden_size
+        };
+        let param =
+            |shape: &[usize], rng: &mut TensorRng| uniform_parameter(shape, hidden_size, rng);
+        Self {
+            weight_ih: param(&[4 * hidden_size, input_size], rng),
+            weight_hh: param(&[4 * hidden_size, output_size], rng),
+            bias_ih: bias.then(|| param(&[4 * hidden_size], rng)),
+            bias_hh: bias.then(|| param(&[4 * hidden_size], rng)),
+            weight_hr: (proj_size > 0).then(|| param(&[proj_size, hidden_size], rng)),
+        }
+    }
+
+    /// The hidden (cell) size.
+    pub fn hidden_size(&self) -> usize {
+        self.weight_ih.shape()[0] / 4
+    }
+}
+
+impl<T: Element> Cell<T> for LstmCell<T> {
+    fn input_size(&self) -> usize {
+        self.weight_ih.shape()[1]
+    }
+
+    fn state_sizes(&self) -> Vec<usize> {
+        vec![self.weight_hh.shape()[1], self.hidden_size()]
+    }
+
+    fn project_inputs(&self, inputs: &Var<T>) -> Var<T> {
+        linear_projection(inputs, &self.weight_ih, self.bias_ih.as_ref())
+    }
+
+    fn step(&self, projected_input: &Var<T>, state: &[Var<T>]) -> Vec<Var<T>> {
+        let (h, c) = (&state[0], &state[1]);
+        let gates = projected_input + &linear_projection(h, &self.weight_hh, self.bias_hh.as_ref());
+        let gates = gates.chunk(4, 1);
+        let (input_gate, forget_gate) = (gates[0].sigmoid(), gates[1].sigmoid());
+        let (candidate, output_gate) = (gates[2].tanh(), gates[3].sigmoid());
+        let c_next = &(&forget_gate * c) + &(&input_gate * &candidate);
+        let mut h_next = &output_gate * &c_next.tanh();
+        if let Some(weight_hr) = &self.weight_hr {
+            h_next = h_next.matmul(&weight_hr.var().t());
+        }
+        vec![h_next, c_next]
+    }
+
+    fn parameters(&self) -> Vec<(String, Parameter<T>)> {
+        let mut out = vec![
+            ("weight_ih".to_string(), self.weight_ih.clone()),
+            ("weight_hh".to_string(), self.weight_hh.clone()),
+        ];
+        if let (Some(b_ih), Some(b_hh)) = (&self.bias_ih, &self.bias_hh) {
+            out.push(("bias_ih".into(), b_ih.clone()));
+            out.push(("bias_hh".into(), b_hh.clone()));
+        }
+        if let Some(w_hr) = &self.weight_hr {
+            out.push(("weight_hr".into(), w_hr.clone()));
+        }
+        out
+    }
+}
