@@ -24,6 +24,7 @@
 //! ```
 
 pub mod cell;
+pub mod check;
 mod error;
 pub mod init;
 pub mod io;
