@@ -53,7 +53,9 @@ pub fn gradcheck_parameters(
             let diff = (analytical - numerical).abs();
             report.compared += 1;
             report.max_abs_error = report.max_abs_error.max(diff);
-            if !(diff <= options.atol + options.rtol * numerical.abs()) {
+            // Written so that a NaN on either side fails.
+            let within = diff <= options.atol + options.rtol * numerical.abs();
+            if !within {
                 return Err(GradcheckError::Mismatch(Box::new(
                     autograd::GradcheckMismatch {
                         output: 0,
