@@ -1,3 +1,4 @@
 pub use autograd;
 pub use rnn;
 pub use tensor;
+pub mod tasks;
