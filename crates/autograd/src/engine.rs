@@ -116,6 +116,24 @@ fn run<T: Element>(
     wanted: &[Rc<Node<T>>],
     accumulate: bool,
 ) -> Result<Vec<Option<Var<T>>>, AutogradError> {
+    // Anomaly mode checks every op as it runs, including the ops of backward rules. A
+    // non-finite gradient is reported by the pass itself, as the backward of the op that owns
+    // the rule; a forward report of one of the rule's ops (the division in sqrt's rule) would
+    // instead be returned by the next, unrelated backward call. So the pass leaves the pending
+    // forward report as it found it.
+    let pending = mode::replace_first_anomaly(None);
+    let result = run_pass(outputs, seeds, options, wanted, accumulate);
+    mode::replace_first_anomaly(pending);
+    result
+}
+
+fn run_pass<T: Element>(
+    outputs: &[Var<T>],
+    seeds: &[Var<T>],
+    options: BackwardOptions,
+    wanted: &[Rc<Node<T>>],
+    accumulate: bool,
+) -> Result<Vec<Option<Var<T>>>, AutogradError> {
     let retain = options.retain_graph || options.create_graph;
     let _mode = GradModeGuard::new(options.create_graph);
     let mut roots = Vec::with_capacity(outputs.len());

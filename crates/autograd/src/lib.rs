@@ -62,7 +62,7 @@ pub use mode::{
     GradModeGuard, detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad,
     set_anomaly_enabled, take_first_anomaly,
 };
-pub use node::{BackwardContext, Gradients, Hook};
+pub use node::{BackwardContext, Gradients, Hook, live_nodes};
 pub use parameter::Parameter;
 /// The tensor crate, re-exported so one import serves both layers.
 pub use tensor::{self, Element, Indices, Tensor, TensorError, seeded_rng};

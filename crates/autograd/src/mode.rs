@@ -86,6 +86,11 @@ pub(crate) fn report_anomaly(report: AnomalyReport) {
     });
 }
 
+/// Puts `report` in place of the pending forward anomaly and returns the one it replaces.
+pub(crate) fn replace_first_anomaly(report: Option<AnomalyReport>) -> Option<AnomalyReport> {
+    FIRST_ANOMALY.with(|f| std::mem::replace(&mut *f.borrow_mut(), report))
+}
+
 /// The first forward anomaly recorded in this thread since anomaly mode was turned on, if any,
 /// clearing it.
 pub fn take_first_anomaly() -> Option<AnomalyReport> {

@@ -39,6 +39,50 @@ pub type BackwardFn<T> = Box<dyn Fn(&BackwardContext<'_, T>) -> Gradients<T>>;
 /// A gradient hook: sees the gradient flowing into a variable and may replace it.
 pub type Hook<T> = Box<dyn Fn(&Var<T>) -> Option<Var<T>>>;
 
+thread_local! {
+    static LIVE_NODES: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many tape nodes (leaves, parameters and recorded ops) are alive in this thread.
+///
+/// A training loop whose graph is freed every iteration returns to the same count after each
+/// one; a count that grows means something (a stored gradient built with `create_graph`, a
+/// hidden state never detached) keeps old graphs alive.
+///
+/// ```
+/// use tapeloop_autograd::{Var, Tensor, live_nodes};
+///
+/// let before = live_nodes();
+/// {
+///     let x = Var::leaf(Tensor::<f64>::ones(&[2]));
+///     let y = x.tanh().sum(&[], false);
+///     assert_eq!(live_nodes(), before + 3);
+///     y.backward().unwrap();
+/// }
+/// assert_eq!(live_nodes(), before);
+/// ```
+pub fn live_nodes() -> usize {
+    LIVE_NODES.with(Cell::get)
+}
+
+/// Counts a node alive from its creation to its drop; every `Node` holds one, so no
+/// construction site can forget the count.
+pub(crate) struct LiveToken(());
+
+impl LiveToken {
+    pub(crate) fn new() -> Self {
+        LIVE_NODES.with(|n| n.set(n.get() + 1));
+        Self(())
+    }
+}
+
+impl Drop for LiveToken {
+    fn drop(&mut self) {
+        // `try_with`: a node may be dropped while the thread's locals are being torn down.
+        let _ = LIVE_NODES.try_with(|n| n.set(n.get() - 1));
+    }
+}
+
 /// Where an op was recorded and the shapes of its inputs (anomaly mode).
 pub(crate) struct Origin {
     pub(crate) location: &'static Location<'static>,
@@ -69,6 +113,8 @@ pub(crate) struct Node<T: Element> {
     pub(crate) hooks: RefCell<Vec<Hook<T>>>,
     /// Where the op was called, and its input shapes; recorded in anomaly mode only.
     pub(crate) origin: Option<Box<Origin>>,
+    /// Keeps [`live_nodes`] exact.
+    pub(crate) _live: LiveToken,
 }
 
 impl<T: Element> Node<T> {
@@ -85,6 +131,7 @@ impl<T: Element> Node<T> {
             retains_grad: Cell::new(true),
             hooks: RefCell::new(Vec::new()),
             origin: None,
+            _live: LiveToken::new(),
         }
     }
 }

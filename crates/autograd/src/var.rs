@@ -11,7 +11,7 @@ use tensor::{Element, Tensor};
 use crate::engine::{self, BackwardOptions};
 use crate::error::{AnomalyReport, AutogradError, location_string};
 use crate::mode;
-use crate::node::{BackwardContext, Gradients, Node, NodeKind, Origin};
+use crate::node::{BackwardContext, Gradients, LiveToken, Node, NodeKind, Origin};
 
 /// A tensor value plus, when it requires gradients, its node on the tape.
 ///
@@ -221,8 +221,10 @@ impl<T: Element> Var<T> {
         backward: impl Fn(&BackwardContext<'_, T>) -> Gradients<T> + 'static,
     ) -> Var<T> {
         let anomaly = mode::is_anomaly_enabled();
+        // Taken here: inside the closure below `Location::caller()` would name the closure.
+        let location = Location::caller();
         if anomaly {
-            check_forward(op, &value, inputs, Location::caller());
+            check_forward(op, &value, inputs, location);
         }
         if !mode::is_grad_enabled() || inputs.iter().all(|v| v.node.is_none()) {
             return Var::constant(value);
@@ -240,10 +242,11 @@ impl<T: Element> Var<T> {
             hooks: RefCell::new(Vec::new()),
             origin: anomaly.then(|| {
                 Box::new(Origin {
-                    location: Location::caller(),
+                    location,
                     input_shapes: inputs.iter().map(|v| v.shape().to_vec()).collect(),
                 })
             }),
+            _live: LiveToken::new(),
         };
         Var {
             value,
