@@ -1,0 +1,323 @@
+//! The backward engine's contract: its errors, retain_graph, no_grad, detach, retain_grad,
+//! hooks, higher-order gradients, and anomaly mode naming the op at fault.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::slice::from_ref;
+
+use tapeloop_autograd::{
+    AutogradError, BackwardOptions, Tensor, Var, detect_anomaly, grad, gradients, live_nodes,
+    no_grad, seeded_rng,
+};
+
+fn vector(values: &[f64]) -> Var<f64> {
+    Var::leaf(Tensor::from_vec(values.to_vec(), &[values.len()]))
+}
+
+fn close(a: &[f64], b: &[f64], tolerance: f64) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tolerance)
+}
+
+#[test]
+fn backward_of_a_non_scalar_needs_a_seed() {
+    let x = Var::leaf(Tensor::<f64>::ones(&[2, 3]));
+    let y = x.tanh();
+    assert_eq!(
+        y.backward(),
+        Err(AutogradError::NonScalarOutput { shape: vec![2, 3] })
+    );
+    assert!(y.backward().unwrap_err().to_string().contains("[2, 3]"));
+    // grad() without seeds says the same.
+    assert_eq!(
+        grad(
+            from_ref(&y),
+            from_ref(&x),
+            None,
+            BackwardOptions::default(),
+            false
+        )
+        .unwrap_err(),
+        AutogradError::NonScalarOutput { shape: vec![2, 3] }
+    );
+    // With a seed of the right shape it works: ∂(Σ seed·tanh x)/∂x = seed·(1 − tanh² x).
+    let seed = Tensor::full(&[2, 3], 2.0);
+    y.backward_with(&seed, BackwardOptions::default()).unwrap();
+    let expected = 2.0 * (1.0 - 1f64.tanh().powi(2));
+    assert!(close(&x.grad().unwrap().to_vec(), &[expected; 6], 1e-15));
+}
+
+#[test]
+fn seed_of_the_wrong_shape_is_refused() {
+    let x = Var::leaf(Tensor::<f64>::ones(&[2, 3]));
+    let y = x.exp();
+    let error = y
+        .backward_with(&Tensor::ones(&[3, 2]), BackwardOptions::default())
+        .unwrap_err();
+    assert_eq!(
+        error,
+        AutogradError::SeedShape {
+            output: vec![2, 3],
+            seed: vec![3, 2],
+        }
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("[3, 2]") && message.contains("[2, 3]"),
+        "{message}"
+    );
+    assert!(x.grad().is_none());
+}
+
+#[test]
+fn backward_twice_needs_retain_graph() {
+    let x = vector(&[0.5, -1.0]);
+    let y = x.tanh().sum(&[], false);
+    y.backward().unwrap();
+    let error = y.backward().unwrap_err();
+    assert_eq!(error, AutogradError::GraphFreed { op: "sum" });
+    assert!(error.to_string().contains("retain_graph"), "{error}");
+}
+
+#[test]
+fn retain_graph_allows_a_second_backward_and_gradients_accumulate() {
+    let x = vector(&[0.5, -1.0]);
+    let y = (&x * &x).sum(&[], false);
+    y.backward_with(&Tensor::scalar(1.0), BackwardOptions::retain_graph())
+        .unwrap();
+    assert_eq!(x.grad().unwrap().to_vec(), vec![1.0, -2.0]);
+    y.backward().unwrap();
+    assert_eq!(x.grad().unwrap().to_vec(), vec![2.0, -4.0]);
+    // The second pass freed the graph.
+    assert_eq!(y.backward(), Err(AutogradError::GraphFreed { op: "sum" }));
+    x.zero_grad();
+    assert!(x.grad().is_none());
+}
+
+#[test]
+fn grad_with_respect_to_a_variable_outside_the_graph() {
+    let x = vector(&[1.0, 2.0]);
+    let unrelated = vector(&[3.0]);
+    let constant = Var::constant(Tensor::<f64>::ones(&[2]));
+    let y = (&x * &constant).sum(&[], false);
+    let options = BackwardOptions::retain_graph();
+    assert_eq!(
+        grad(
+            from_ref(&y),
+            &[x.clone(), unrelated.clone()],
+            None,
+            options,
+            false
+        )
+        .unwrap_err(),
+        AutogradError::NotInGraph { input: 1 }
+    );
+    assert_eq!(
+        grad(from_ref(&y), from_ref(&constant), None, options, false).unwrap_err(),
+        AutogradError::NotInGraph { input: 0 }
+    );
+    // allow_unused answers None for them instead, and the right gradient for x.
+    let grads = grad(&[y], &[unrelated, x.clone(), constant], None, options, true).unwrap();
+    assert!(grads[0].is_none() && grads[2].is_none());
+    assert_eq!(grads[1].as_ref().unwrap().value().to_vec(), vec![1.0, 1.0]);
+    // grad() leaves the accumulated gradients alone.
+    assert!(x.grad().is_none());
+}
+
+#[test]
+fn backward_of_a_constant_has_no_graph() {
+    let c = Var::constant(Tensor::<f64>::scalar(2.0));
+    assert_eq!(c.exp().backward(), Err(AutogradError::NoGraph));
+    let x = Var::leaf(Tensor::<f64>::scalar(2.0));
+    let under_no_grad = no_grad(|| x.exp());
+    assert_eq!(under_no_grad.backward(), Err(AutogradError::NoGraph));
+    assert_eq!(c.retain_grad(), Err(AutogradError::NoGraph));
+}
+
+#[test]
+fn no_grad_records_nothing() {
+    let x = Var::leaf(Tensor::<f64>::randn(&[3, 3], &mut seeded_rng(0)));
+    let before = live_nodes();
+    let y = no_grad(|| x.matmul(&x).tanh().sum(&[], false));
+    assert_eq!(live_nodes(), before);
+    assert!(!y.requires_grad());
+    assert_eq!(y.op_name(), "constant");
+    // The values are the same as recorded ones.
+    let recorded = x.matmul(&x).tanh().sum(&[], false);
+    assert!(live_nodes() > before);
+    assert_eq!(y.item(), recorded.item());
+}
+
+#[test]
+fn detach_stops_gradients() {
+    let x = vector(&[3.0, -2.0]);
+    // d/dx [x · stop(x)] = stop(x), not 2x.
+    let y = (&x * &x.detach()).sum(&[], false);
+    y.backward().unwrap();
+    assert_eq!(x.grad().unwrap().to_vec(), vec![3.0, -2.0]);
+    assert!(!x.detach().requires_grad());
+}
+
+#[test]
+fn retain_grad_keeps_an_intermediate_gradient() {
+    let x = vector(&[0.5, -1.5]);
+    let h = x.tanh();
+    let kept = x.exp();
+    kept.retain_grad().unwrap();
+    let loss = (&(&h * &h) + &(&kept * 3.0)).sum(&[], false);
+    loss.backward().unwrap();
+    // Without retain_grad an op result keeps nothing.
+    assert!(h.grad().is_none());
+    assert_eq!(kept.grad().unwrap().to_vec(), vec![3.0, 3.0]);
+    let expected: Vec<f64> = [0.5f64, -1.5]
+        .iter()
+        .map(|v| 2.0 * v.tanh() * (1.0 - v.tanh().powi(2)) + 3.0 * v.exp())
+        .collect();
+    assert!(close(&x.grad().unwrap().to_vec(), &expected, 1e-14));
+}
+
+#[test]
+fn hooks_read_and_replace_gradients() {
+    let x = vector(&[1.0, 2.0]);
+    let h = &x * 3.0;
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let record = seen.clone();
+    h.register_hook(move |g| {
+        record.borrow_mut().push(g.value().to_vec());
+        None
+    })
+    .unwrap();
+    // Replaces the gradient flowing into h by twice itself.
+    h.register_hook(|g| Some(g * 2.0)).unwrap();
+    (&h * &h).sum(&[], false).backward().unwrap();
+    // ∂(h²)/∂h = 2h = [6, 12]; doubled, then times 3 into x.
+    assert_eq!(*seen.borrow(), vec![vec![6.0, 12.0]]);
+    assert_eq!(x.grad().unwrap().to_vec(), vec![36.0, 72.0]);
+
+    // A hook on a leaf sees (and may replace) what accumulates into it.
+    let w = vector(&[1.0]);
+    w.register_hook(|g| Some(g.neg())).unwrap();
+    (&w * 5.0).sum(&[], false).backward().unwrap();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![-5.0]);
+}
+
+#[test]
+fn hessian_vector_product_matches_the_analytic_one() {
+    // f(x) = (x·x)², ∇f = 4(x·x)x, H = 4(x·x)I + 8xxᵀ, so Hv = 4(x·x)v + 8(x·v)x.
+    let x_values = [0.3, -1.2, 2.0];
+    let v_values = [1.5, 0.25, -0.7];
+    let x = vector(&x_values);
+    let v = Var::constant(Tensor::from_vec(v_values.to_vec(), &[3]));
+    let f = (&x * &x).sum(&[], false).square();
+    let gradient = grad(
+        &[f],
+        from_ref(&x),
+        None,
+        BackwardOptions::create_graph(),
+        false,
+    )
+    .unwrap()
+    .remove(0)
+    .unwrap();
+    assert!(gradient.requires_grad());
+    let directional = (&gradient * &v).sum(&[], false);
+    let hv = grad(
+        &[directional],
+        &[x],
+        None,
+        BackwardOptions::default(),
+        false,
+    )
+    .unwrap()
+    .remove(0)
+    .unwrap();
+    let xx: f64 = x_values.iter().map(|a| a * a).sum();
+    let xv: f64 = x_values.iter().zip(&v_values).map(|(a, b)| a * b).sum();
+    let expected: Vec<f64> = (0..3)
+        .map(|i| 4.0 * xx * v_values[i] + 8.0 * xv * x_values[i])
+        .collect();
+    assert!(
+        close(&hv.value().to_vec(), &expected, 1e-12),
+        "{hv:?} vs {expected:?}"
+    );
+}
+
+#[test]
+fn a_rule_returning_the_wrong_shape_is_named() {
+    let x = vector(&[1.0, 2.0]);
+    let y = Var::record("bad_shape", x.value().clone(), &[&x], false, |_| {
+        gradients([Some(Var::constant(Tensor::<f64>::ones(&[3])))])
+    });
+    assert_eq!(
+        y.sum(&[], false).backward(),
+        Err(AutogradError::GradientShape {
+            op: "bad_shape",
+            expected: vec![2],
+            got: vec![3],
+        })
+    );
+}
+
+#[test]
+fn anomaly_mode_names_the_forward_op_that_made_an_infinity() {
+    detect_anomaly(|| {
+        let x = vector(&[1.0, 2.0]);
+        let y = &x * 2.0;
+        let (z, line) = ((&y - &y).log(), line!());
+        let w = z.sum(&[], false);
+        let Err(AutogradError::Anomaly(report)) = w.backward() else {
+            panic!("expected an anomaly");
+        };
+        assert_eq!(report.op, "log");
+        assert_eq!(report.phase, "forward");
+        assert_eq!(report.input_shapes, vec![vec![2]]);
+        assert!(
+            report.location.starts_with(&format!("{}:{line}:", file!())),
+            "location {} is not this file's line {line}",
+            report.location
+        );
+        let message = AutogradError::Anomaly(report).to_string();
+        assert!(message.contains("forward of `log`"), "{message}");
+    });
+}
+
+#[test]
+fn anomaly_mode_names_the_op_whose_backward_made_an_infinity() {
+    detect_anomaly(|| {
+        let x = Var::leaf(Tensor::<f64>::zeros(&[2, 1]));
+        let (y, line) = (x.sqrt(), line!()); // √0 = 0 is finite; its derivative 1/(2√0) is not
+        let loss = (&y * 3.0).sum(&[], false);
+        let Err(AutogradError::Anomaly(report)) = loss.backward() else {
+            panic!("expected an anomaly");
+        };
+        assert_eq!(report.op, "sqrt");
+        assert_eq!(report.phase, "backward");
+        assert_eq!(report.input_shapes, vec![vec![2, 1]]);
+        assert!(
+            report.location.starts_with(&format!("{}:{line}:", file!())),
+            "location {} is not this file's line {line}",
+            report.location
+        );
+        assert!(x.grad().is_none());
+    });
+}
+
+#[test]
+fn after_an_anomaly_a_clean_graph_backpropagates() {
+    detect_anomaly(|| {
+        let x = Var::leaf(Tensor::<f64>::zeros(&[1]));
+        let loss = x.sqrt().sum(&[], false);
+        assert!(matches!(loss.backward(), Err(AutogradError::Anomaly(_))));
+        // A new, finite graph must not be blamed for the old one.
+        let clean = vector(&[4.0]);
+        clean.sqrt().sum(&[], false).backward().unwrap();
+        assert_eq!(clean.grad().unwrap().to_vec(), vec![0.25]);
+    });
+}
+
+#[test]
+fn without_anomaly_mode_non_finite_values_pass_silently() {
+    // Anomaly mode is what turns them into errors: off, backward returns the IEEE results.
+    let x = Var::leaf(Tensor::<f64>::zeros(&[1]));
+    x.sqrt().sum(&[], false).backward().unwrap();
+    assert_eq!(x.grad().unwrap().to_vec(), vec![f64::INFINITY]);
+}
