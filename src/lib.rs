@@ -1,4 +1,5 @@
 pub use autograd;
 pub use rnn;
 pub use tensor;
+pub mod model;
 pub mod tasks;

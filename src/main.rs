@@ -1,1 +1,43 @@
-fn main() {}
+//! The `tapeloop` command line: train the classic recurrent networks on the classic tasks,
+//! compare them, study how their gradients flow through time, check gradients and parity.
+
+mod commands;
+mod plot;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// tapeloop: recurrent networks on a tape-based autodiff engine.
+#[derive(Parser, Debug)]
+#[command(name = "tapeloop", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The vanishing/exploding-gradient study: ‖∂L/∂h_k‖ against the lag, per cell.
+    Flow(commands::flow::FlowArgs),
+    /// Gradient-check a cell or layer configuration against finite differences.
+    Gradcheck(commands::gradcheck::GradcheckArgs),
+    /// Compare against PyTorch reference cases (safetensors).
+    Parity(commands::parity::ParityArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Flow(args) => commands::flow::run(args),
+        Command::Gradcheck(args) => commands::gradcheck::run(args),
+        Command::Parity(args) => commands::parity::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

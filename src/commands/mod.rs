@@ -1,0 +1,5 @@
+//! The subcommands of the `tapeloop` binary, one per file.
+
+pub mod flow;
+pub mod gradcheck;
+pub mod parity;
