@@ -18,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Time one training step (forward, backward) of a layer, for comparison with PyTorch.
+    Bench(commands::bench::BenchArgs),
     /// The vanishing/exploding-gradient study: ‖∂L/∂h_k‖ against the lag, per cell.
     Flow(commands::flow::FlowArgs),
     /// Gradient-check a cell or layer configuration against finite differences.
@@ -29,6 +31,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Bench(args) => commands::bench::run(args),
         Command::Flow(args) => commands::flow::run(args),
         Command::Gradcheck(args) => commands::gradcheck::run(args),
         Command::Parity(args) => commands::parity::run(args),

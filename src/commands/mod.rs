@@ -1,5 +1,6 @@
 //! The subcommands of the `tapeloop` binary, one per file.
 
+pub mod bench;
 pub mod flow;
 pub mod gradcheck;
 pub mod parity;
