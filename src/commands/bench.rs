@@ -100,6 +100,9 @@ impl Cell<f32> for UserLstmCell {
     }
 }
 
+/// A layer's forward pass, returning its output.
+type Forward = dyn Fn(&Var<f32>) -> Var<f32>;
+
 /// What was measured.
 #[derive(Clone, Debug)]
 pub struct BenchResult {
@@ -158,7 +161,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchResult, String> {
     }
     let mut rng = seeded_rng(0);
     let config = RecurrentConfig::new(args.input, args.hidden).num_layers(args.layers);
-    let forward: Box<dyn Fn(&Var<f32>) -> Var<f32>> = if args.custom {
+    let forward: Box<Forward> = if args.custom {
         let layer: Recurrent<f32, UserLstmCell> =
             Recurrent::with_cells(&config, &mut rng, |input, rng| {
                 UserLstmCell::new(input, args.hidden, rng)
