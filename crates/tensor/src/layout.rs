@@ -160,6 +160,11 @@ impl Layout {
     /// dimension with stride 0, or strides that interleave). Conservative: a layout it calls
     /// free of overlap certainly is.
     pub fn has_overlap(&self) -> bool {
+        // An empty view has no elements to overlap. (Its strides may still be 0: the row-major
+        // strides of [2, 0] are [0, 1].)
+        if self.is_empty() {
+            return false;
+        }
         let mut dims: SmallVec<[(usize, usize); 4]> = self
             .shape
             .iter()
@@ -200,7 +205,10 @@ impl Layout {
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Layout {
         let mut out = self.clone();
         out.shape[dim] = len;
-        if len > 0 {
+        // An empty view keeps its parent's offset: moving it could point past the end of the
+        // storage (a [3, 0] transpose of empty storage has stride 1 along its first dimension),
+        // and slicing `storage[offset..offset]` would then panic.
+        if !out.is_empty() {
             out.offset += start * self.strides[dim];
         }
         out
@@ -209,9 +217,12 @@ impl Layout {
     /// Fixes `dim` at `index` and removes it.
     pub fn select(&self, dim: usize, index: usize) -> Layout {
         let mut out = self.clone();
-        out.offset += index * self.strides[dim];
         out.shape.remove(dim);
         out.strides.remove(dim);
+        // As in `narrow`: an empty view keeps an offset that is inside the storage.
+        if !out.is_empty() {
+            out.offset += index * self.strides[dim];
+        }
         out
     }
 

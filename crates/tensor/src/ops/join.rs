@@ -91,20 +91,27 @@ impl<T: Element> Tensor<T> {
         Self::try_cat(&refs, d as isize)
     }
 
-    /// Splits along `dim` into pieces of `size` (the last may be smaller); views, no copies.
+    /// Splits along `dim` into pieces of `size` (the last may be smaller); views, no copies. An
+    /// empty dimension gives one empty piece, as in PyTorch.
     pub fn try_split(&self, size: usize, dim: isize) -> Result<Vec<Self>> {
         let d = normalize_dim("split", dim, self.rank())?;
         if size == 0 {
             return Err(TensorError::new("split", "piece size must be positive"));
         }
         let total = self.shape()[d];
+        if total == 0 {
+            // PyTorch returns one empty piece rather than none.
+            return Ok(vec![self.clone()]);
+        }
         Ok((0..total)
             .step_by(size)
             .map(|start| self.narrow(d as isize, start, size.min(total - start)))
             .collect())
     }
 
-    /// Splits along `dim` into `chunks` nearly equal views (like `torch.chunk`).
+    /// Splits along `dim` into `chunks` nearly equal views (like `torch.chunk`): pieces of
+    /// `ceil(n / chunks)`, so possibly fewer than `chunks`; an empty dimension gives `chunks`
+    /// empty pieces.
     pub fn try_chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Self>> {
         let d = normalize_dim("chunk", dim, self.rank())?;
         if chunks == 0 {
@@ -113,7 +120,12 @@ impl<T: Element> Tensor<T> {
                 "number of chunks must be positive",
             ));
         }
-        let size = self.shape()[d].div_ceil(chunks).max(1);
+        if self.shape()[d] == 0 {
+            // PyTorch gives `chunks` empty pieces here, so `x.chunk(4, 1)` of an LSTM's gates
+            // still has four entries when the hidden size is 0.
+            return Ok(vec![self.clone(); chunks]);
+        }
+        let size = self.shape()[d].div_ceil(chunks);
         self.try_split(size, d as isize)
     }
 

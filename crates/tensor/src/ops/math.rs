@@ -54,8 +54,9 @@ impl<T: Element> Tensor<T> {
         tanh => |x| x.tanh();
         /// Logistic sigmoid `1 / (1 + e⁻ˣ)`.
         sigmoid => |x| T::one() / (T::one() + (-x).exp());
-        /// `max(x, 0)`.
-        relu => |x| if x > T::zero() { x } else { T::zero() };
+        /// `max(x, 0)`; NaN stays NaN, as in PyTorch (written as `x < 0` so a NaN, which
+        /// compares false, passes through).
+        relu => |x| if x < T::zero() { T::zero() } else { x };
         /// Square root.
         sqrt => |x| x.sqrt();
         /// Absolute value.
@@ -99,7 +100,7 @@ impl<T: Element> Tensor<T> {
         map(self, |x| x * s)
     }
 
-    /// Clamps every element into `[min, max]`.
+    /// Clamps every element into `[min, max]`; NaN stays NaN, as in PyTorch.
     ///
     /// ```
     /// use tapeloop_tensor::Tensor;
@@ -107,7 +108,17 @@ impl<T: Element> Tensor<T> {
     /// assert_eq!(a.clamp(-1.0, 1.0).to_vec(), vec![-1.0, 0.5, 1.0]);
     /// ```
     pub fn clamp(&self, min: T, max: T) -> Self {
-        map(self, |x| x.max(min).min(max))
+        // Not `x.max(min).min(max)`: `f32::max` returns the other operand for a NaN, which
+        // would turn NaN into `min`.
+        map(self, |x| {
+            if x < min {
+                min
+            } else if x > max {
+                max
+            } else {
+                x
+            }
+        })
     }
 
     binary_ops! {

@@ -83,15 +83,11 @@ fn resolve_dims(op: &'static str, dims: &[isize], rank: usize) -> Result<SmallVe
     Ok(out)
 }
 
-fn reduce<T: Element>(
-    op: &'static str,
-    input: &Tensor<T>,
-    dims: &[isize],
-    keepdim: bool,
-    fold: Fold,
-) -> Result<Tensor<T>> {
-    let dims = resolve_dims(op, dims, input.rank())?;
-    if matches!(fold, Fold::Max | Fold::Min) && dims.iter().any(|&d| input.shape()[d] == 0) {
+/// Max and min have no value over an empty set (PyTorch refuses them too); the other
+/// reductions do (0 for a sum, -inf for logsumexp), so only these two check.
+fn check_nonempty<T: Element>(op: &'static str, input: &Tensor<T>, dims: &[isize]) -> Result<()> {
+    let resolved = resolve_dims(op, dims, input.rank())?;
+    if resolved.iter().any(|&d| input.shape()[d] == 0) {
         return Err(TensorError::new(
             op,
             format!(
@@ -100,6 +96,19 @@ fn reduce<T: Element>(
             ),
         ));
     }
+    Ok(())
+}
+
+/// Folds `input` over `dims`. Over an empty dimension every fold yields its identity (0, or ∓∞
+/// for max and min); the public max and min refuse that case first.
+fn reduce<T: Element>(
+    op: &'static str,
+    input: &Tensor<T>,
+    dims: &[isize],
+    keepdim: bool,
+    fold: Fold,
+) -> Result<Tensor<T>> {
+    let dims = resolve_dims(op, dims, input.rank())?;
     let kept_shape = input.reduced_shape(&dims, true);
     let mut out = vec![fold.init::<T>(); kept_shape.iter().product()];
     // The output seen through the input's shape: stride 0 along reduced dimensions.
@@ -159,16 +168,20 @@ impl<T: Element> Tensor<T> {
 
     /// Maximum over `dims` (all dimensions when empty).
     pub fn try_max(&self, dims: &[isize], keepdim: bool) -> Result<Self> {
+        check_nonempty("max", self, dims)?;
         reduce("max", self, dims, keepdim, Fold::Max)
     }
 
     /// Minimum over `dims` (all dimensions when empty).
     pub fn try_min(&self, dims: &[isize], keepdim: bool) -> Result<Self> {
+        check_nonempty("min", self, dims)?;
         reduce("min", self, dims, keepdim, Fold::Min)
     }
 
     /// The Euclidean (L2) norm over `dims` (all dimensions when empty).
     pub fn try_norm_l2(&self, dims: &[isize], keepdim: bool) -> Result<Self> {
+        // Resolved here so a bad dimension is reported as norm_l2's, not sum's.
+        resolve_dims("norm_l2", dims, self.rank())?;
         Ok(self.square().try_sum(dims, keepdim)?.sqrt())
     }
 
@@ -195,10 +208,14 @@ impl<T: Element> Tensor<T> {
         zip("softmax", &exps, &total, |e, s| e / s)
     }
 
-    /// Log-softmax along `dim`: `x − logsumexp(x)`.
+    /// Log-softmax along `dim`: `x − logsumexp(x)`, computed as `(x − m) − log Σ exp(x − m)`.
     pub fn try_log_softmax(&self, dim: isize) -> Result<Self> {
-        let lse = self.try_logsumexp(&[dim], true)?;
-        zip("log_softmax", self, &lse, |x, l| x - l)
+        // Subtracting the shift first keeps the result exact for large `x`: in f32,
+        // `1000 − logsumexp([1000, 1000])` loses four digits to the rounding of `1000.693`.
+        let shift = self.stable_shift("log_softmax", &[dim])?;
+        let shifted = zip("log_softmax", self, &shift, |x, m| x - m)?;
+        let log_total = map(&shifted, |x| x.exp()).try_sum(&[dim], true)?.log();
+        zip("log_softmax", &shifted, &log_total, |x, l| x - l)
     }
 
     /// The position of the largest element along `dim` (first one on ties), as integer-valued
@@ -231,7 +248,15 @@ impl<T: Element> Tensor<T> {
                 format!("dimension {d} is empty (shape {:?})", self.shape()),
             ));
         }
-        let moved = self.try_transpose(d as isize, -1)?.contiguous();
+        // Move `dim` to the end keeping the other dimensions in order, so the rows below come
+        // out in the order of the result's shape. (A transpose of `dim` with the last one would
+        // reorder the others too.)
+        let order: Vec<isize> = (0..self.rank())
+            .filter(|&k| k != d)
+            .chain([d])
+            .map(|k| k as isize)
+            .collect();
+        let moved = self.try_permute(&order)?.contiguous();
         let values = moved.as_slice().expect("contiguous");
         let data: Vec<T> = values
             .chunks_exact(size)
