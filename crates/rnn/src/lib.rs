@@ -30,7 +30,10 @@ pub mod init;
 pub mod io;
 mod layer;
 mod module;
+pub mod nn;
+pub mod optim;
 pub mod parity;
+pub mod train;
 
 pub use autograd::{self, Parameter, Var};
 pub use cell::{Cell, GruCell, LstmCell, Nonlinearity, RnnCell};
