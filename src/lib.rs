@@ -3,3 +3,4 @@ pub use rnn;
 pub use tensor;
 pub mod model;
 pub mod tasks;
+pub mod training;

@@ -24,6 +24,8 @@ enum Command {
     Flow(commands::flow::FlowArgs),
     /// Gradient-check a cell or layer configuration against finite differences.
     Gradcheck(commands::gradcheck::GradcheckArgs),
+    /// Train one cell on one task (adding, copy, reber, text).
+    Train(commands::train::TrainArgs),
     /// Compare against PyTorch reference cases (safetensors).
     Parity(commands::parity::ParityArgs),
 }
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Flow(args) => commands::flow::run(args),
         Command::Gradcheck(args) => commands::gradcheck::run(args),
         Command::Parity(args) => commands::parity::run(args),
+        Command::Train(args) => commands::train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,3 +4,4 @@ pub mod bench;
 pub mod flow;
 pub mod gradcheck;
 pub mod parity;
+pub mod train;

@@ -54,6 +54,21 @@ pub trait Task {
     fn baseline(&self) -> f64;
     /// What the loss measures (`"MSE"`, `"nats/step"`, …).
     fn metric(&self) -> &'static str;
+    /// For tasks judged by whole sequences (Reber): how many sequences of held-out batch
+    /// `index` (from `eval_batches(batch)`) the predictions `[time · batch, classes]` get
+    /// entirely right. `None` for other tasks.
+    fn count_solved(
+        &self,
+        _index: usize,
+        _batch: usize,
+        _predictions: &Tensor<f32>,
+    ) -> Option<usize> {
+        None
+    }
+    /// The characters of a text task, in class order (so a checkpoint can be sampled).
+    fn vocabulary(&self) -> Option<&[char]> {
+        None
+    }
 }
 
 /// One-hot encodes `symbols[t][b]` into `[time, batch, classes]`.

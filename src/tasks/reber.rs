@@ -182,6 +182,14 @@ impl Task for EmbeddedReber {
     fn metric(&self) -> &'static str {
         "nats/symbol"
     }
+
+    fn count_solved(&self, index: usize, batch: usize, predictions: &Tensor<f32>) -> Option<usize> {
+        let chunk = self.held_out.chunks(batch.max(1)).nth(index)?;
+        Some(Self::perfectly_predicted(
+            &chunk.iter().collect::<Vec<_>>(),
+            predictions,
+        ))
+    }
 }
 
 #[cfg(test)]

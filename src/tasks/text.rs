@@ -155,6 +155,10 @@ impl Task for CharText {
     fn metric(&self) -> &'static str {
         "nats/char"
     }
+
+    fn vocabulary(&self) -> Option<&[char]> {
+        Some(&self.vocabulary)
+    }
 }
 
 #[cfg(test)]
