@@ -18,6 +18,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Train RNN, LSTM and GRU side by side on one task and tabulate them (the main job).
+    Compare(commands::compare::CompareArgs),
+    /// Generate text from a character model's checkpoint.
+    Sample(commands::sample::SampleArgs),
     /// Time one training step (forward, backward) of a layer, for comparison with PyTorch.
     Bench(commands::bench::BenchArgs),
     /// The vanishing/exploding-gradient study: ‖∂L/∂h_k‖ against the lag, per cell.
@@ -34,6 +38,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Bench(args) => commands::bench::run(args),
+        Command::Compare(args) => commands::compare::run(args),
+        Command::Sample(args) => commands::sample::run(args),
         Command::Flow(args) => commands::flow::run(args),
         Command::Gradcheck(args) => commands::gradcheck::run(args),
         Command::Parity(args) => commands::parity::run(args),
