@@ -7,6 +7,7 @@
 //! time it is visited.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use smallvec::SmallVec;
@@ -16,6 +17,32 @@ use crate::error::{AnomalyReport, AutogradError, location_string};
 use crate::mode::{self, GradModeGuard};
 use crate::node::{BackwardContext, Node, NodeKind};
 use crate::var::Var;
+
+/// Hashes a node's address with one multiplication. The keys are addresses the process chose,
+/// so SipHash's defence against chosen keys buys nothing, and it cost an eighth of a backward
+/// pass over scalar ops.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only node addresses are hashed")
+    }
+
+    fn write_usize(&mut self, address: usize) {
+        let product = (address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // Addresses are aligned, so the product's low bits (the table's bucket index) would
+        // be zero without folding the well-mixed high half into them.
+        self.0 = product ^ (product >> 32);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Position of each reachable node in this pass's reversed tape.
+type Positions<T> = HashMap<*const Node<T>, usize, BuildHasherDefault<AddressHasher>>;
 
 /// How a backward pass treats the graph.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -154,7 +181,7 @@ fn run_pass<T: Element>(
 
     // The reachable part of the tape, newest first.
     let mut order: Vec<Rc<Node<T>>> = Vec::new();
-    let mut position: HashMap<*const Node<T>, usize> = HashMap::new();
+    let mut position: Positions<T> = Positions::default();
     let mut stack: Vec<Rc<Node<T>>> = roots.iter().map(|(n, _)| n.clone()).collect();
     while let Some(node) = stack.pop() {
         let key = Rc::as_ptr(&node);
@@ -190,21 +217,23 @@ fn run_pass<T: Element>(
                 *slot = Some(grad.clone());
             }
         }
-        let keep = if options.create_graph {
-            grad.clone()
-        } else {
-            grad.detach()
+        let keep = |grad: &Var<T>| {
+            if options.create_graph {
+                grad.clone()
+            } else {
+                grad.detach()
+            }
         };
         match node.kind {
             NodeKind::Leaf => {
                 if accumulate {
-                    accumulate_into(&mut node.grad.borrow_mut(), keep);
+                    accumulate_into(&mut node.grad.borrow_mut(), keep(&grad));
                 }
                 continue;
             }
             NodeKind::Op => {
                 if accumulate && node.retains_grad.get() {
-                    accumulate_into(&mut node.grad.borrow_mut(), keep);
+                    accumulate_into(&mut node.grad.borrow_mut(), keep(&grad));
                 }
             }
         }

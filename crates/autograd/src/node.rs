@@ -140,7 +140,9 @@ impl<T: Element> Drop for Node<T> {
     /// Frees the graph behind this node without recursion: a 1,000-step sequence builds chains
     /// tens of thousands of nodes deep, and dropping them recursively would overflow the stack.
     fn drop(&mut self) {
-        let mut pending: Vec<Rc<Node<T>>> = self.inputs.drain(..).flatten().collect();
+        // Inline capacity: a chain being freed keeps one or two nodes pending, so dropping a
+        // node almost never allocates.
+        let mut pending: SmallVec<[Rc<Node<T>>; 8]> = self.inputs.drain(..).flatten().collect();
         // The rule's captured inputs are also held by `pending`, so this never drops a node.
         drop(self.backward.get_mut().take());
         while let Some(node) = pending.pop() {

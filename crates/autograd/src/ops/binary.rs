@@ -1,7 +1,7 @@
 //! Broadcasting binary ops. Gradients of a broadcast operand are summed back to its shape
 //! (`sum_to_shape`, itself differentiable), and masks from comparisons are constants.
 
-use tensor::{Element, Tensor, TensorError};
+use tensor::{Element, Shape, Tensor, TensorError};
 
 use crate::node::Gradients;
 use crate::ops::panicking_forms;
@@ -29,8 +29,38 @@ fn binary<T: Element>(
     Var::record(op, value, &[a, b], save_output, move |ctx| {
         let (ga, gb) = rule(ctx.grad, &lhs, &rhs, ctx.output.as_ref(), ctx.needs);
         Gradients::from_iter([
-            ga.map(|g| g.sum_to_shape(lhs.shape())),
-            gb.map(|g| g.sum_to_shape(rhs.shape())),
+            ga.map(|g| reduce_to(g, lhs.shape())),
+            gb.map(|g| reduce_to(g, rhs.shape())),
+        ])
+    })
+}
+
+/// `g` summed down to `shape` (a no-op, without a copy, when it already has that shape).
+fn reduce_to<T: Element>(g: Var<T>, shape: &[usize]) -> Var<T> {
+    if g.shape() == shape {
+        g
+    } else {
+        g.sum_to_shape(shape)
+    }
+}
+
+/// Records `a + b` or `a − b`. Their rule needs only the operands' shapes, so unlike
+/// [`binary`] it does not keep the operands' values alive until backward.
+#[track_caller]
+fn add_or_sub<T: Element>(
+    op: &'static str,
+    a: &Var<T>,
+    b: &Var<T>,
+    value: Tensor<T>,
+    subtract: bool,
+) -> Var<T> {
+    let shape_a = Shape::from_slice(a.shape());
+    let shape_b = Shape::from_slice(b.shape());
+    Var::record(op, value, &[a, b], false, move |ctx| {
+        let g = ctx.grad;
+        Gradients::from_iter([
+            ctx.needs[0].then(|| reduce_to(g.clone(), &shape_a)),
+            ctx.needs[1].then(|| reduce_to(if subtract { g.neg() } else { g.clone() }, &shape_b)),
         ])
     })
 }
@@ -40,18 +70,14 @@ impl<T: Element> Var<T> {
     #[track_caller]
     pub fn try_add(&self, other: &Var<T>) -> Result<Var<T>, TensorError> {
         let value = self.value.try_add(&other.value)?;
-        Ok(binary("add", self, other, value, false, |g, _, _, _, _| {
-            (Some(g.clone()), Some(g.clone()))
-        }))
+        Ok(add_or_sub("add", self, other, value, false))
     }
 
     /// `a − b` with broadcasting.
     #[track_caller]
     pub fn try_sub(&self, other: &Var<T>) -> Result<Var<T>, TensorError> {
         let value = self.value.try_sub(&other.value)?;
-        Ok(binary("sub", self, other, value, false, |g, _, _, _, _| {
-            (Some(g.clone()), Some(g.neg()))
-        }))
+        Ok(add_or_sub("sub", self, other, value, true))
     }
 
     /// `a · b` (elementwise) with broadcasting.
