@@ -199,7 +199,11 @@ fn run_pass<T: Element>(
 
     let mut grads: Vec<Option<Var<T>>> = vec![None; order.len()];
     for (node, seed) in roots {
-        accumulate_into(&mut grads[position[&Rc::as_ptr(&node)]], seed);
+        accumulate_into(
+            &mut grads[position[&Rc::as_ptr(&node)]],
+            seed,
+            options.create_graph,
+        );
     }
     let mut results: Vec<Option<Var<T>>> = vec![None; wanted.len()];
 
@@ -227,15 +231,46 @@ fn run_pass<T: Element>(
         match node.kind {
             NodeKind::Leaf => {
                 if accumulate {
-                    accumulate_into(&mut node.grad.borrow_mut(), keep(&grad));
+                    accumulate_into(
+                        &mut node.grad.borrow_mut(),
+                        keep(&grad),
+                        options.create_graph,
+                    );
                 }
                 continue;
             }
             NodeKind::Op => {
                 if accumulate && node.retains_grad.get() {
-                    accumulate_into(&mut node.grad.borrow_mut(), keep(&grad));
+                    accumulate_into(
+                        &mut node.grad.borrow_mut(),
+                        keep(&grad),
+                        options.create_graph,
+                    );
                 }
             }
+        }
+        if !options.create_graph
+            && let (Some(slice), Some(Some(input))) = (node.slice_of, node.inputs.first())
+        {
+            // A block of its input: add the gradient into that block in place (see `SliceOf`).
+            if node.backward.borrow().is_none() {
+                return Err(AutogradError::GraphFreed { op: node.op });
+            }
+            check_gradient(node, &grad)?;
+            let piece = if slice.squeezed {
+                grad.value.unsqueeze(slice.dim as isize)
+            } else {
+                grad.value.clone()
+            };
+            let slot = &mut grads[position[&Rc::as_ptr(input)]];
+            let target = slot.get_or_insert_with(|| Var::constant(Tensor::zeros(&input.shape)));
+            target
+                .value
+                .narrow_add_assign(slice.dim as isize, slice.start, &piece);
+            if !retain {
+                node.backward.borrow_mut().take();
+            }
+            continue;
         }
         let input_grads = {
             let rule = node.backward.borrow();
@@ -264,24 +299,12 @@ fn run_pass<T: Element>(
                     got: input_grad.shape().to_vec(),
                 });
             }
-            if mode::is_anomaly_enabled()
-                && input_grad.value.to_vec().iter().any(|x| !x.is_finite())
-            {
-                let (location, input_shapes) = node
-                    .origin
-                    .as_deref()
-                    .map(|o| (location_string(o.location), o.input_shapes.clone()))
-                    .unwrap_or_else(|| {
-                        ("(recorded before anomaly mode was on)".into(), Vec::new())
-                    });
-                return Err(AutogradError::Anomaly(AnomalyReport {
-                    op: node.op,
-                    phase: "backward",
-                    input_shapes,
-                    location,
-                }));
-            }
-            accumulate_into(&mut grads[position[&Rc::as_ptr(input)]], input_grad);
+            check_gradient(node, &input_grad)?;
+            accumulate_into(
+                &mut grads[position[&Rc::as_ptr(input)]],
+                input_grad,
+                options.create_graph,
+            );
         }
         if !retain {
             node.backward.borrow_mut().take();
@@ -291,9 +314,42 @@ fn run_pass<T: Element>(
     Ok(results)
 }
 
-fn accumulate_into<T: Element>(slot: &mut Option<Var<T>>, grad: Var<T>) {
-    *slot = Some(match slot.take() {
-        None => grad,
-        Some(existing) => &existing + &grad,
-    });
+/// Anomaly mode's backward check: a non-finite gradient is blamed on the op whose rule made it.
+fn check_gradient<T: Element>(node: &Node<T>, gradient: &Var<T>) -> Result<(), AutogradError> {
+    if !mode::is_anomaly_enabled() || gradient.value.to_vec().iter().all(|x| x.is_finite()) {
+        return Ok(());
+    }
+    let (location, input_shapes) = node
+        .origin
+        .as_deref()
+        .map(|o| (location_string(o.location), o.input_shapes.clone()))
+        .unwrap_or_else(|| ("(recorded before anomaly mode was on)".into(), Vec::new()));
+    Err(AutogradError::Anomaly(AnomalyReport {
+        op: node.op,
+        phase: "backward",
+        input_shapes,
+        location,
+    }))
+}
+
+/// A gradient made safe to add into in place: broadcast gradients (a `sum`'s, say) are stride-0
+/// views, whose elements must first get storage of their own.
+fn writable<T: Element>(value: &mut Tensor<T>) -> &mut Tensor<T> {
+    if value.layout().has_overlap() {
+        *value = value.contiguous();
+    }
+    value
+}
+
+/// Adds `grad` to a gradient being accumulated. Outside `create_graph` the sum is formed in
+/// place (copy-on-write keeps any tensor shared with the graph intact); with it, the sum is a
+/// recorded op so it can be differentiated again.
+fn accumulate_into<T: Element>(slot: &mut Option<Var<T>>, grad: Var<T>, create_graph: bool) {
+    match slot {
+        None => *slot = Some(grad),
+        Some(existing) if !create_graph && existing.node.is_none() && grad.node.is_none() => {
+            writable(&mut existing.value).add_assign(&grad.value);
+        }
+        Some(existing) => *existing = &*existing + &grad,
+    }
 }

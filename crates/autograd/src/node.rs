@@ -89,6 +89,15 @@ pub(crate) struct Origin {
     pub(crate) input_shapes: Vec<Vec<usize>>,
 }
 
+/// Where a slice sits in its input: `start..start + len` of `dim`, with `dim` removed from
+/// the result when `squeezed` (a `select`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SliceOf {
+    pub(crate) dim: usize,
+    pub(crate) start: usize,
+    pub(crate) squeezed: bool,
+}
+
 pub(crate) enum NodeKind {
     /// A variable created by the user that requires gradients; its gradient accumulates.
     Leaf,
@@ -113,6 +122,11 @@ pub(crate) struct Node<T: Element> {
     pub(crate) hooks: RefCell<Vec<Hook<T>>>,
     /// Where the op was called, and its input shapes; recorded in anomaly mode only.
     pub(crate) origin: Option<Box<Origin>>,
+    /// Set for `narrow` and `select`: the result is a block of the single input, so outside
+    /// `create_graph` the engine adds its gradient straight into that block of the input's
+    /// gradient instead of running the rule (which builds a zero-padded copy). Without this,
+    /// taking each of T time steps out of a sequence costs T full-size gradients.
+    pub(crate) slice_of: Option<SliceOf>,
     /// Keeps [`live_nodes`] exact.
     pub(crate) _live: LiveToken,
 }
@@ -131,6 +145,7 @@ impl<T: Element> Node<T> {
             retains_grad: Cell::new(true),
             hooks: RefCell::new(Vec::new()),
             origin: None,
+            slice_of: None,
             _live: LiveToken::new(),
         }
     }

@@ -11,7 +11,7 @@ use tensor::{Element, Tensor};
 use crate::engine::{self, BackwardOptions};
 use crate::error::{AnomalyReport, AutogradError, location_string};
 use crate::mode;
-use crate::node::{BackwardContext, Gradients, LiveToken, Node, NodeKind, Origin};
+use crate::node::{BackwardContext, Gradients, LiveToken, Node, NodeKind, Origin, SliceOf};
 
 /// A tensor value plus, when it requires gradients, its node on the tape.
 ///
@@ -220,9 +220,48 @@ impl<T: Element> Var<T> {
         save_output: bool,
         backward: impl Fn(&BackwardContext<'_, T>) -> Gradients<T> + 'static,
     ) -> Var<T> {
+        Self::record_node(
+            op,
+            value,
+            inputs,
+            save_output,
+            None,
+            Box::new(backward),
+            Location::caller(),
+        )
+    }
+
+    /// Records a `narrow` or `select` of a single input, marked so the engine can accumulate
+    /// its gradient into the input's gradient in place.
+    #[track_caller]
+    pub(crate) fn record_slice(
+        op: &'static str,
+        value: Tensor<T>,
+        input: &Var<T>,
+        slice_of: SliceOf,
+        backward: impl Fn(&BackwardContext<'_, T>) -> Gradients<T> + 'static,
+    ) -> Var<T> {
+        Self::record_node(
+            op,
+            value,
+            &[input],
+            false,
+            Some(slice_of),
+            Box::new(backward),
+            Location::caller(),
+        )
+    }
+
+    fn record_node(
+        op: &'static str,
+        value: Tensor<T>,
+        inputs: &[&Var<T>],
+        save_output: bool,
+        slice_of: Option<SliceOf>,
+        backward: crate::node::BackwardFn<T>,
+        location: &'static Location<'static>,
+    ) -> Var<T> {
         let anomaly = mode::is_anomaly_enabled();
-        // Taken here: inside the closure below `Location::caller()` would name the closure.
-        let location = Location::caller();
         if anomaly {
             check_forward(op, &value, inputs, location);
         }
@@ -234,7 +273,7 @@ impl<T: Element> Var<T> {
             op,
             kind: NodeKind::Op,
             inputs: inputs.iter().map(|v| v.node.clone()).collect(),
-            backward: RefCell::new(Some(Box::new(backward))),
+            backward: RefCell::new(Some(backward)),
             saved_output: RefCell::new(save_output.then(|| value.clone())),
             shape: value.shape().into(),
             grad: RefCell::new(None),
@@ -246,6 +285,7 @@ impl<T: Element> Var<T> {
                     input_shapes: inputs.iter().map(|v| v.shape().to_vec()).collect(),
                 })
             }),
+            slice_of,
             _live: LiveToken::new(),
         };
         Var {

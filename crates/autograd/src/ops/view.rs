@@ -3,7 +3,7 @@
 
 use tensor::{Element, Tensor, TensorError};
 
-use crate::node::Gradients;
+use crate::node::{Gradients, SliceOf};
 use crate::ops::panicking_forms;
 use crate::var::Var;
 
@@ -93,9 +93,18 @@ impl<T: Element> Var<T> {
         let value = self.value.try_narrow(dim, start, len)?;
         let d = resolve("narrow", dim, self.rank())?;
         let shape = self.shape().to_vec();
-        Ok(movement("narrow", self, value, move |g| {
-            pad_along(g, d, start, &shape)
-        }))
+        let slice = SliceOf {
+            dim: d,
+            start,
+            squeezed: false,
+        };
+        Ok(Var::record_slice(
+            "narrow",
+            value,
+            self,
+            slice,
+            move |ctx| Gradients::from_iter([Some(pad_along(ctx.grad, d, start, &shape))]),
+        ))
     }
 
     /// Fixes `dim` at `index` and removes it (a view).
@@ -104,9 +113,25 @@ impl<T: Element> Var<T> {
         let value = self.value.try_select(dim, index)?;
         let d = resolve("select", dim, self.rank())?;
         let shape = self.shape().to_vec();
-        Ok(movement("select", self, value, move |g| {
-            pad_along(&g.unsqueeze(d as isize), d, index, &shape)
-        }))
+        let slice = SliceOf {
+            dim: d,
+            start: index,
+            squeezed: true,
+        };
+        Ok(Var::record_slice(
+            "select",
+            value,
+            self,
+            slice,
+            move |ctx| {
+                Gradients::from_iter([Some(pad_along(
+                    &ctx.grad.unsqueeze(d as isize),
+                    d,
+                    index,
+                    &shape,
+                ))])
+            },
+        ))
     }
 
     /// A new shape with the same elements (a view when the strides allow).

@@ -170,6 +170,73 @@ impl<T: Element> Tensor<T> {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Adds `src` into the block `start..start + src.dim(dim)` of dimension `dim`, in place
+    /// (copy-on-write). This is how the gradient of a slice is accumulated into its source
+    /// without materializing a zero-padded copy.
+    ///
+    /// ```
+    /// use tapeloop_tensor::Tensor;
+    /// let mut grad = Tensor::<f32>::zeros(&[2, 4]);
+    /// grad.narrow_add_assign(1, 1, &Tensor::ones(&[2, 2]));
+    /// assert_eq!(grad.to_vec(), vec![0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0]);
+    /// ```
+    #[track_caller]
+    pub fn narrow_add_assign(&mut self, dim: isize, start: usize, src: &Self) {
+        self.try_narrow_add_assign(dim, start, src)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Adds `src` into a block along `dim`, in place; an error when the block does not fit.
+    pub fn try_narrow_add_assign(&mut self, dim: isize, start: usize, src: &Self) -> Result<()> {
+        let fits = src.rank() == self.rank()
+            && dim >= -(self.rank() as isize)
+            && dim < self.rank() as isize;
+        let d = if dim < 0 {
+            (dim + self.rank() as isize) as usize
+        } else {
+            dim as usize
+        };
+        let block_fits = fits
+            && src
+                .shape()
+                .iter()
+                .zip(self.shape())
+                .enumerate()
+                .all(|(i, (a, b))| if i == d { start + a <= *b } else { a == b });
+        if !block_fits {
+            return Err(TensorError::new(
+                "narrow_add_assign",
+                format!(
+                    "a block of shape {} at {start} along dimension {dim} does not fit in shape {}",
+                    shape_str(src.shape()),
+                    shape_str(self.shape())
+                ),
+            ));
+        }
+        let (dst, layout) = self.unique_storage("narrow_add_assign")?;
+        let block = layout.narrow(d, start, src.shape()[d]);
+        let source = &src.storage[..];
+        for_each_run(
+            block.shape(),
+            [block.strides(), src.strides()],
+            [block.offset(), src.layout.offset()],
+            0,
+            block.len(),
+            |[o, i], len, [to, ti]| {
+                if to == 1 && ti == 1 {
+                    for (x, &y) in dst[o..o + len].iter_mut().zip(&source[i..i + len]) {
+                        *x += y;
+                    }
+                } else {
+                    for k in 0..len {
+                        dst[o + k * to] += source[i + k * ti];
+                    }
+                }
+            },
+        );
+        Ok(())
+    }
+
     /// `self += alpha · x`, in place (BLAS's axpy).
     ///
     /// ```
