@@ -38,7 +38,12 @@ pub trait Element:
     /// Converts to `f64` exactly (widening) or losslessly.
     fn to_f64_lossy(self) -> f64;
 
-    /// `C ← alpha·A·B + beta·C` on strided matrices, as `matrixmultiply` defines it.
+    /// `C ← alpha·A·B + beta·C` on strided matrices (`A` is `m × k`, `B` is `k × n`, `C` is
+    /// `m × n`; each given by a pointer to its first element and its `[row, column]` strides in
+    /// elements). When `beta` is zero, `C` is only written, never read, so it may hold anything.
+    ///
+    /// Runs the `gemm` crate's kernels (AVX-512 where the CPU has it, chosen at run time), split
+    /// across rayon's threads when the product is large.
     ///
     /// # Safety
     /// Every pointer plus every in-bounds combination of row and column strides must stay
@@ -84,24 +89,10 @@ impl Element for f32 {
         c: *mut f32,
         c_strides: [isize; 2],
     ) {
-        // SAFETY: the caller upholds the bounds contract documented on the trait method, which is
-        // exactly matrixmultiply's contract.
+        // SAFETY: the caller upholds the contract of `Element::gemm`, which is `gemm_threaded`'s.
         unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                alpha,
-                a,
-                a_strides[0],
-                a_strides[1],
-                b,
-                b_strides[0],
-                b_strides[1],
-                beta,
-                c,
-                c_strides[0],
-                c_strides[1],
+            gemm_threaded(
+                m, k, n, alpha, a, a_strides, b, b_strides, beta, c, c_strides,
             )
         }
     }
@@ -131,25 +122,103 @@ impl Element for f64 {
         c: *mut f64,
         c_strides: [isize; 2],
     ) {
-        // SAFETY: the caller upholds the bounds contract documented on the trait method, which is
-        // exactly matrixmultiply's contract.
+        // SAFETY: the caller upholds the contract of `Element::gemm`, which is `gemm_threaded`'s.
         unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                alpha,
-                a,
-                a_strides[0],
-                a_strides[1],
-                b,
-                b_strides[0],
-                b_strides[1],
-                beta,
-                c,
-                c_strides[0],
-                c_strides[1],
+            gemm_threaded(
+                m, k, n, alpha, a, a_strides, b, b_strides, beta, c, c_strides,
             )
         }
     }
+}
+
+/// Products with fewer multiply-adds than this run on the calling thread (the `gemm` crate's
+/// own threading threshold).
+const GEMM_THREADING_THRESHOLD: usize = 48 * 48 * 256;
+
+/// `C ← alpha·A·B + beta·C` through the `gemm` crate, with the output split into one block of
+/// rows or columns per rayon thread, each block a single-threaded `gemm` call.
+///
+/// Splitting ourselves rather than passing `gemm::Parallelism::Rayon` measured faster on this
+/// project's shapes (f32, 2 threads, medians of five interleaved runs): 64×512·512×2048 ran at
+/// 184 GFLOP/s against 85 with gemm's own threading, and 512³ and 1024³ were as fast or
+/// faster. See BENCHMARKS.md, which also records the one layout where `matrixmultiply` (the
+/// previous kernel) stays ahead: a small `m` with a transposed right operand.
+///
+/// # Safety
+/// As [`Element::gemm`]: every element the strides address lies inside its allocation, and `c`
+/// overlaps neither `a`, `b` nor itself.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_threaded<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: *const T,
+    a_strides: [isize; 2],
+    b: *const T,
+    b_strides: [isize; 2],
+    beta: T,
+    c: *mut T,
+    c_strides: [isize; 2],
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // The pointers travel as addresses so the closure below is `Sync` and can run on rayon's
+    // threads (raw pointers are neither `Send` nor `Sync`).
+    let (a, b, c) = (a as usize, b as usize, c as usize);
+    // One block: C[rows, cols] from A[rows, ..] and B[.., cols].
+    let block = |row: usize, rows: usize, col: usize, cols: usize| {
+        let (a, b, c) = (a as *const T, b as *const T, c as *mut T);
+        let (row, col) = (row as isize, col as isize);
+        // SAFETY: `row + rows ≤ m` and `col + cols ≤ n`, so the offset pointers address
+        // sub-matrices of A, B and C, inside their allocations by the caller's contract. Blocks
+        // of C given to different threads are disjoint rows or columns, so no two calls write
+        // the same element, and C overlaps neither input.
+        unsafe {
+            gemm::gemm(
+                rows,
+                cols,
+                k,
+                c.offset(row * c_strides[0] + col * c_strides[1]),
+                c_strides[1],
+                c_strides[0],
+                beta != T::zero(),
+                a.offset(row * a_strides[0]),
+                a_strides[1],
+                a_strides[0],
+                b.offset(col * b_strides[1]),
+                b_strides[1],
+                b_strides[0],
+                // gemm's names are swapped relative to BLAS: dst ← alpha·dst + beta·lhs·rhs.
+                beta,
+                alpha,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
+    };
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < GEMM_THREADING_THRESHOLD {
+        block(0, m, 0, n);
+        return;
+    }
+    // Split the longer side of C into blocks that are whole multiples of 32 (kernel-friendly).
+    let (split_rows, length) = if m > n { (true, m) } else { (false, n) };
+    let step = length.div_ceil(threads).next_multiple_of(32);
+    let block = &block;
+    rayon::scope(|scope| {
+        for start in (0..length).step_by(step) {
+            let len = step.min(length - start);
+            scope.spawn(move |_| {
+                if split_rows {
+                    block(start, len, 0, n)
+                } else {
+                    block(0, m, start, len)
+                }
+            });
+        }
+    });
 }

@@ -4,7 +4,7 @@
 //! Views (transpose, permute, narrow, select, broadcast, reshape, squeeze, unsqueeze, split)
 //! copy nothing; kernels walk contiguous runs so the compiler vectorizes them, and large
 //! elementwise ops split across threads. Matrix multiplication hands strided operands straight
-//! to a tuned GEMM (`matrixmultiply`).
+//! to a tuned GEMM (the `gemm` crate, split across rayon's threads).
 //!
 //! This crate knows nothing of gradients: `tapeloop-autograd` builds on it.
 //!

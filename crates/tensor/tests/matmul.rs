@@ -177,11 +177,17 @@ proptest! {
     }
 }
 
-/// Sizes past the GEMM's blocking (and its threading threshold), with transposed and narrowed
-/// operands.
+/// Sizes past the GEMM's blocking and its threading threshold (130×70×257 splits C's columns
+/// across threads unevenly, 600×40×33 splits its rows), with transposed and narrowed operands.
 #[test]
 fn large_strided_products_match_the_reference() {
-    for (m, k, n) in [(67, 129, 65), (130, 70, 257), (1, 300, 5), (300, 1, 7)] {
+    for (m, k, n) in [
+        (67, 129, 65),
+        (130, 70, 257),
+        (600, 40, 33),
+        (1, 300, 5),
+        (300, 1, 7),
+    ] {
         for storages in [
             (Storage::Contiguous, Storage::Contiguous),
             (Storage::Permuted(1), Storage::Permuted(2)),
