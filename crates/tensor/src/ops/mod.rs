@@ -1,5 +1,6 @@
 //! Operations on tensors, one family per file.
 
+mod approx;
 pub(crate) mod elementwise;
 pub mod index;
 pub(crate) mod inplace;
