@@ -31,14 +31,14 @@ pub fn run(args: &CompareArgs) -> Result<(), String> {
     let resolved = args.task.resolve();
     let probe = args.task.build_task(&resolved)?;
     println!(
-        "comparing {} on {} (T={}, hidden {}, layers {}, batch {}, {:?} lr {}, clip {:?}, {} steps each); baseline {:.4} {}",
+        "comparing {} on {} ({}hidden {}, layers {}, batch {}, {:?} lr {}, clip {:?}, {} steps each); baseline {:.4} {}",
         args.cells
             .iter()
             .map(|c| c.name())
             .collect::<Vec<_>>()
             .join(", "),
         probe.name(),
-        resolved.seq_len,
+        resolved.describe_length(),
         resolved.hidden,
         resolved.layers,
         resolved.settings.batch,

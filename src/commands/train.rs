@@ -82,6 +82,17 @@ pub struct Resolved {
     pub settings: TrainSettings,
 }
 
+impl Resolved {
+    /// `"T=100, "` for tasks with a set length; empty for Reber, whose strings vary.
+    pub fn describe_length(&self) -> String {
+        if self.task == TaskName::Reber {
+            String::new()
+        } else {
+            format!("T={}, ", self.seq_len)
+        }
+    }
+}
+
 impl TaskArgs {
     /// Fills the per-task defaults.
     pub fn resolve(&self) -> Resolved {
@@ -268,10 +279,10 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     });
     let settings = &resolved.settings;
     println!(
-        "training {} on {} (T={}, hidden {}, layers {}, batch {}, {:?} lr {}, clip {:?}, {} steps); baseline {:.4} {}",
+        "training {} on {} ({}hidden {}, layers {}, batch {}, {:?} lr {}, clip {:?}, {} steps); baseline {:.4} {}",
         args.cell,
         task.name(),
-        resolved.seq_len,
+        resolved.describe_length(),
         resolved.hidden,
         resolved.layers,
         settings.batch,
