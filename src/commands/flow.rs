@@ -8,9 +8,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 use rnn::autograd::{BackwardOptions, grad};
+use rnn::io::load_module;
+use rnn::train::{checkpoint_info, current_checkpoint_dir};
 use rnn::{Module, RecurrentConfig, Tensor, Var, seeded_rng};
 use tapeloop::model::{AnyRecurrent, CellKind};
 use tapeloop::tasks::{Adding, Task};
+use tapeloop::training::SequenceModel;
 
 use crate::plot::{Chart, Series, write_chart};
 
@@ -41,14 +44,20 @@ pub struct FlowArgs {
     /// Seed for weights and data.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Study a model trained by `train --task adding --checkpoint DIR` instead of fresh ones
+    /// (its cell replaces `--cells`; L is its own read-out of the last step).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
     /// Where to write flow.csv, flow.png and flow.svg.
     #[arg(long, default_value = "runs/flow")]
     pub out: PathBuf,
 }
 
-/// ‖∂L/∂h_k‖ averaged over sequences, for k = 0..T−1, with L = Σ_b r·h_T(b) for a fixed random r.
+/// ‖∂L/∂h_k‖ averaged over sequences, for k = 0..T−1, with L = Σ_b r·h_T(b) for a fixed random
+/// r, or for a trained model's own read-out vector r.
 pub fn gradient_norms(
     layer: &AnyRecurrent,
+    readout: Option<Tensor<f32>>,
     task: &mut Adding,
     batch: usize,
     samples: usize,
@@ -57,7 +66,8 @@ pub fn gradient_norms(
     let mut rng = seeded_rng(seed);
     let steps = task.seq_len;
     let hidden = layer.config().hidden_size;
-    let readout = Var::constant(Tensor::<f32>::randn(&[hidden], &mut rng));
+    let readout =
+        Var::constant(readout.unwrap_or_else(|| Tensor::<f32>::randn(&[hidden], &mut rng)));
     let mut totals = vec![0.0f64; steps];
     for _ in 0..samples {
         let inputs = Var::constant(task.train_batch(batch, &mut rng).inputs);
@@ -98,6 +108,56 @@ pub fn largest_singular_value(w: &Tensor<f32>) -> f64 {
     eigenvalue.sqrt()
 }
 
+/// Rebuilds a model trained on the adding task from its checkpoint.
+fn load_trained(dir: &std::path::Path) -> Result<SequenceModel, String> {
+    let info = checkpoint_info(dir).map_err(|e| e.to_string())?;
+    let field = |name: &str| {
+        info.extra
+            .get(name)
+            .and_then(|v| v.as_u64())
+            .map(|v| v as usize)
+            .ok_or_else(|| {
+                format!(
+                    "{}: the checkpoint does not describe its model (no `{name}`)",
+                    dir.display()
+                )
+            })
+    };
+    let task = info
+        .extra
+        .get("task")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    if task != "adding" || field("input_size")? != 2 || field("output_size")? != 1 {
+        return Err(format!(
+            "{}: flow needs a model trained on the adding task, this one was trained on `{task}`",
+            dir.display()
+        ));
+    }
+    let cell: CellKind = info
+        .extra
+        .get("cell")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .parse()?;
+    let model = SequenceModel::new(
+        cell,
+        2,
+        field("hidden")?,
+        field("layers")?,
+        1,
+        &mut seeded_rng(0),
+    );
+    let directory = current_checkpoint_dir(dir).map_err(|e| e.to_string())?;
+    load_module(&model, directory.join("model.safetensors")).map_err(|e| e.to_string())?;
+    println!(
+        "studying the {cell} trained for {} steps in {}",
+        info.step,
+        dir.display()
+    );
+    Ok(model)
+}
+
 /// Runs the study and prints and plots it.
 pub fn run(args: &FlowArgs) -> Result<(), String> {
     if args.seq_len < 2 {
@@ -117,14 +177,35 @@ pub fn run(args: &FlowArgs) -> Result<(), String> {
         args.forget_bias.map_or("default".into(), |b| b.to_string())
     );
     let mut series = Vec::new();
+    let mut fresh: Vec<AnyRecurrent> = Vec::new();
     let mut csv = String::from("cell,lag,grad_norm,ratio\n");
     println!(
         "{:<6} {:>14} {:>14} {:>14}",
         "cell", "ratio k=10", "ratio k=50", "ratio k=T-1"
     );
-    for &kind in &args.cells {
-        let config = RecurrentConfig::new(2, args.hidden);
-        let layer = AnyRecurrent::new(kind, &config, &mut seeded_rng(args.seed));
+    let trained = args
+        .checkpoint
+        .as_ref()
+        .map(|dir| load_trained(dir))
+        .transpose()?;
+    let cells = match &trained {
+        Some(model) => vec![model.recurrent.kind()],
+        None => args.cells.clone(),
+    };
+    for &kind in &cells {
+        let (layer, readout) = match &trained {
+            Some(model) => {
+                // The model's read-out is [1, hidden]: L = Σ_b w·h_T(b) (+ a constant bias).
+                let weight = model.head.weight.value();
+                let hidden = weight.shape()[1];
+                (&model.recurrent, Some(weight.reshape(&[hidden])))
+            }
+            None => {
+                let config = RecurrentConfig::new(2, args.hidden);
+                fresh.push(AnyRecurrent::new(kind, &config, &mut seeded_rng(args.seed)));
+                (fresh.last().expect("just pushed"), None)
+            }
+        };
         if let Some(bias) = args.forget_bias {
             layer.set_forget_bias(bias);
         }
@@ -132,7 +213,14 @@ pub fn run(args: &FlowArgs) -> Result<(), String> {
             layer.scale_recurrent_weights(args.weight_scale);
         }
         let mut task = Adding::new(args.seq_len, args.seed);
-        let norms = gradient_norms(&layer, &mut task, args.batch, args.samples, args.seed + 1);
+        let norms = gradient_norms(
+            layer,
+            readout,
+            &mut task,
+            args.batch,
+            args.samples,
+            args.seed + 1,
+        );
         let last = norms[args.seq_len - 1];
         let ratio = |lag: usize| {
             if lag < args.seq_len {
