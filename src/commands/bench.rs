@@ -45,6 +45,38 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also print the process's peak and current resident set (VmHWM and VmRSS from
+    /// /proc/self/status, Linux only) after the warm-up and after the timed iterations.
+    #[arg(long)]
+    pub report_rss: bool,
+}
+
+/// Resident-set sizes of this process, in KiB.
+#[derive(Clone, Copy, Debug)]
+pub struct Rss {
+    /// The peak so far (VmHWM).
+    pub peak_kib: u64,
+    /// The current size (VmRSS).
+    pub current_kib: u64,
+}
+
+/// This process's VmHWM and VmRSS from /proc/self/status; `None` where that file is absent.
+pub fn read_rss() -> Option<Rss> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status.lines().find_map(|line| {
+            line.strip_prefix(name)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+    };
+    Some(Rss {
+        peak_kib: field("VmHWM:")?,
+        current_kib: field("VmRSS:")?,
+    })
 }
 
 /// An LSTM cell exactly as a user would write it with public ops: this is what `--custom`
@@ -116,6 +148,10 @@ pub struct BenchResult {
     pub step_min_ms: f64,
     /// Matrix-multiply FLOPs of one training step.
     pub flops: f64,
+    /// Resident set after the warm-up (with `--report-rss`).
+    pub rss_after_warmup: Option<Rss>,
+    /// Resident set after the timed iterations (with `--report-rss`).
+    pub rss_after_run: Option<Rss>,
 }
 
 /// Gate blocks per cell.
@@ -187,6 +223,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchResult, String> {
     for _ in 0..args.warmup {
         step();
     }
+    let rss_after_warmup = if args.report_rss { read_rss() } else { None };
     let mut forward_times = Vec::with_capacity(args.iterations);
     let mut step_times = Vec::with_capacity(args.iterations);
     for _ in 0..args.iterations.max(1) {
@@ -204,6 +241,8 @@ pub fn measure(args: &BenchArgs) -> Result<BenchResult, String> {
         step_min_ms: step_times.iter().copied().fold(f64::INFINITY, f64::min),
         step_median_ms: median(&mut step_times),
         flops: step_flops(args),
+        rss_after_warmup,
+        rss_after_run: if args.report_rss { read_rss() } else { None },
     })
 }
 
@@ -217,16 +256,20 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         args.cell.to_string()
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "cell": name, "seq_len": args.seq_len, "batch": args.batch, "input": args.input,
-                "hidden": args.hidden, "layers": args.layers, "iterations": args.iterations,
-                "forward_median_ms": result.forward_median_ms, "forward_min_ms": result.forward_min_ms,
-                "step_median_ms": result.step_median_ms, "step_min_ms": result.step_min_ms,
-                "gflops": gflops,
-            })
-        );
+        let mut json = serde_json::json!({
+            "cell": name, "seq_len": args.seq_len, "batch": args.batch, "input": args.input,
+            "hidden": args.hidden, "layers": args.layers, "iterations": args.iterations,
+            "forward_median_ms": result.forward_median_ms, "forward_min_ms": result.forward_min_ms,
+            "step_median_ms": result.step_median_ms, "step_min_ms": result.step_min_ms,
+            "gflops": gflops,
+        });
+        if let (Some(warm), Some(end)) = (result.rss_after_warmup, result.rss_after_run) {
+            json["vm_hwm_after_warmup_kib"] = warm.peak_kib.into();
+            json["vm_rss_after_warmup_kib"] = warm.current_kib.into();
+            json["vm_hwm_kib"] = end.peak_kib.into();
+            json["vm_rss_kib"] = end.current_kib.into();
+        }
+        println!("{json}");
     } else {
         println!(
             "{name} T={} B={} I={} H={} layers={}: forward median {:.3} ms (min {:.3}), forward+backward median {:.3} ms (min {:.3}), {:.1} GFLOP/s",
@@ -241,6 +284,12 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             result.step_min_ms,
             gflops
         );
+        if let (Some(warm), Some(end)) = (result.rss_after_warmup, result.rss_after_run) {
+            println!(
+                "resident set: after warm-up VmHWM {} KiB, VmRSS {} KiB; after {} iterations VmHWM {} KiB, VmRSS {} KiB",
+                warm.peak_kib, warm.current_kib, args.iterations, end.peak_kib, end.current_kib
+            );
+        }
     }
     Ok(())
 }
