@@ -1,5 +1,8 @@
-//! Parity with PyTorch 2.15 on the shared reference cases (copied into tests/fixtures/torch):
-//! outputs, final states, the loss and every gradient, element by element.
+//! Parity with PyTorch 2.15 on the reference cases in tests/fixtures/torch: outputs, final
+//! states, the loss and every gradient, element by element. The first nine are the project's
+//! shared cases; the rest — variable-length batches (`pack_padded_sequence` with
+//! `enforce_sorted=False`, padded back with zeros) and projections in stacked bidirectional
+//! LSTMs — are written by `scripts/torch_fixtures.py` (see the fixtures README).
 
 use std::path::PathBuf;
 
@@ -32,6 +35,7 @@ fn assert_parity(name: &str) {
     );
     // Every gradient in the file was compared, not skipped.
     assert!(report.rows.iter().any(|r| r.name == "grad.input"));
+    assert!(report.rows.iter().any(|r| r.name == "grad.h0"));
     assert!(
         report
             .rows
@@ -83,6 +87,51 @@ fn gru() {
 #[test]
 fn gru_two_layers_bidirectional() {
     assert_parity("gru_2layer_bidirectional.safetensors");
+}
+
+/// Asserts the description says the case is variable-length, so the lengths were read.
+fn assert_variable_length(name: &str) {
+    let report = check_parity(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(
+        report.description.contains("variable-length"),
+        "{name}: {}",
+        report.description
+    );
+}
+
+#[test]
+fn rnn_tanh_variable_length() {
+    assert_parity("rnn_tanh_varlen.safetensors");
+    assert_variable_length("rnn_tanh_varlen.safetensors");
+}
+
+#[test]
+fn lstm_two_layers_bidirectional_variable_length() {
+    assert_parity("lstm_2layer_bidirectional_varlen.safetensors");
+    assert_variable_length("lstm_2layer_bidirectional_varlen.safetensors");
+}
+
+#[test]
+fn gru_bidirectional_variable_length() {
+    assert_parity("gru_bidirectional_varlen.safetensors");
+    assert_variable_length("gru_bidirectional_varlen.safetensors");
+}
+
+#[test]
+fn lstm_batch_first_variable_length() {
+    assert_parity("lstm_batch_first_varlen.safetensors");
+    assert_variable_length("lstm_batch_first_varlen.safetensors");
+}
+
+#[test]
+fn lstm_with_projection_two_layers_bidirectional() {
+    assert_parity("lstm_proj_2layer_bidirectional.safetensors");
+}
+
+#[test]
+fn lstm_with_projection_bidirectional_variable_length() {
+    assert_parity("lstm_proj_bidirectional_varlen.safetensors");
+    assert_variable_length("lstm_proj_bidirectional_varlen.safetensors");
 }
 
 #[test]

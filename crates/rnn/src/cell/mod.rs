@@ -15,6 +15,25 @@ pub use rnn::{Nonlinearity, RnnCell};
 use autograd::{Parameter, Var};
 use tensor::Element;
 
+/// The parameter list every built-in cell starts with: `weight_ih`, `weight_hh`, and the two
+/// biases when the cell has them.
+pub(crate) fn standard_parameters<T: Element>(
+    weight_ih: &Parameter<T>,
+    weight_hh: &Parameter<T>,
+    bias_ih: Option<&Parameter<T>>,
+    bias_hh: Option<&Parameter<T>>,
+) -> Vec<(String, Parameter<T>)> {
+    let mut out = vec![
+        ("weight_ih".to_string(), weight_ih.clone()),
+        ("weight_hh".to_string(), weight_hh.clone()),
+    ];
+    if let (Some(b_ih), Some(b_hh)) = (bias_ih, bias_hh) {
+        out.push(("bias_ih".into(), b_ih.clone()));
+        out.push(("bias_hh".into(), b_hh.clone()));
+    }
+    out
+}
+
 /// One step of a recurrent network.
 ///
 /// The state is a list of tensors of shape `[batch, size]`; the first is the output `h` (what

@@ -3,7 +3,7 @@
 use autograd::{Parameter, Var};
 use tensor::{Element, TensorRng};
 
-use crate::cell::Cell;
+use crate::cell::{Cell, standard_parameters};
 use crate::init::{linear_projection, uniform_parameter};
 
 /// The RNN's activation.
@@ -74,14 +74,11 @@ impl<T: Element> Cell<T> for RnnCell<T> {
     }
 
     fn parameters(&self) -> Vec<(String, Parameter<T>)> {
-        let mut out = vec![
-            ("weight_ih".to_string(), self.weight_ih.clone()),
-            ("weight_hh".to_string(), self.weight_hh.clone()),
-        ];
-        if let (Some(b_ih), Some(b_hh)) = (&self.bias_ih, &self.bias_hh) {
-            out.push(("bias_ih".into(), b_ih.clone()));
-            out.push(("bias_hh".into(), b_hh.clone()));
-        }
-        out
+        standard_parameters(
+            &self.weight_ih,
+            &self.weight_hh,
+            self.bias_ih.as_ref(),
+            self.bias_hh.as_ref(),
+        )
     }
 }
