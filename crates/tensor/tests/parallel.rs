@@ -34,16 +34,31 @@ fn assert_each(got: &Tensor<f32>, f: impl Fn(&[usize]) -> f32) {
 const _: () = assert!(ROWS * COLS > PARALLEL_THRESHOLD);
 const _: () = assert!((ROWS - 2) * (COLS - 3) > PARALLEL_THRESHOLD);
 
+/// Every element of `got` is within `tolerance` of `f` of the index.
+#[track_caller]
+fn assert_each_within(got: &Tensor<f32>, tolerance: f32, f: impl Fn(&[usize]) -> f32) {
+    let data = got.to_vec();
+    for (n, index) in indices(got.shape()).iter().enumerate() {
+        let want = f(index);
+        assert!(
+            (data[n] - want).abs() <= tolerance,
+            "element {index:?}: got {}, want {want}",
+            data[n]
+        );
+    }
+}
+
 #[test]
 fn unary_contiguous_and_strided() {
     let x = big(1);
-    assert_each(&x.tanh(), |i| x.get(i).tanh());
+    // f32 tanh and sigmoid are a rational approximation (ops/approx.rs): within 1e-6.
+    assert_each_within(&x.tanh(), 1e-6, |i| x.get(i).tanh());
     // Transposed: inner runs of stride COLS.
     let t = x.t();
     assert_each(&t.exp(), |i| t.get(i).exp());
     // Narrowed: contiguous runs of COLS - 3 that start mid-row, crossing chunk boundaries.
     let n = x.narrow(0, 1, ROWS - 2).narrow(1, 2, COLS - 3);
-    assert_each(&n.sigmoid(), |i| n.get(i).sigmoid_ref());
+    assert_each_within(&n.sigmoid(), 1e-6, |i| n.get(i).sigmoid_ref());
     assert_each(&n.relu(), |i| n.get(i).max(0.0));
     // Broadcast: a row repeated.
     let row = x.select(0, 3);
