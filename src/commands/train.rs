@@ -157,14 +157,11 @@ impl TaskArgs {
     }
 }
 
-/// Sets the worker threads of rayon and of the GEMM kernel.
+/// Sets the worker threads: rayon's pool runs the large elementwise ops and splits each GEMM.
 pub fn set_threads(threads: usize) -> Result<(), String> {
     if threads == 0 {
         return Err("--threads must be at least 1".into());
     }
-    // SAFETY (of set_var): called from main before any other thread exists, so nothing reads
-    // the environment concurrently; matrixmultiply reads this variable once, on first use.
-    unsafe { std::env::set_var("MATMUL_NUM_THREADS", threads.to_string()) };
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
