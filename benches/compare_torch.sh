@@ -31,7 +31,8 @@ CONFIGS="${CONFIGS:-tiny small medium long}"
 CELLS="${CELLS:-rnn lstm gru lstm-custom}"
 RESULTS="${RESULTS:-$(mktemp /tmp/compare_torch.XXXXXX.jsonl)}"
 
-# name: T B I H warm-up iterations (fewer for the expensive ones, to stay near 20 minutes).
+# name: T B I H warm-up iterations (fewer for the expensive ones): the whole run takes about
+# 6 minutes on an idle machine, over 30 on a loaded one (PyTorch slows down most).
 declare -A SHAPE=(
   [tiny]="20 1 16 16 20 100"
   [small]="50 32 128 128 3 10"
@@ -162,6 +163,12 @@ for config in configs:
             best = tl_min / min(r["step_min_ms"] for r in builtin)
             notes.append(f"| {config} | {vs:.2f} | {per_round:.2f} | {best:.2f} "
                          f"| {verdict(vs, CUSTOM_VS_BUILTIN, best)} |")
+busy_pairs = sum(1 for r in rows if r["impl"] == "tapeloop" and r["busy_before"] >= 0.5)
+if busy_pairs:
+    print()
+    print(f"**Warning:** {busy_pairs} of {sum(1 for r in rows if r['impl'] == 'tapeloop')} pairs started "
+          "on a busy machine (≥ 50% CPU). Under contention PyTorch's OpenMP threads slow down "
+          "many times more than tapeloop's, so those ratios flatter tapeloop: rerun on an idle machine.")
 if notes:
     print()
     print("| config | tapeloop custom / built-in LSTM (medians) | median of per-round ratios | by minimum times | target |")
