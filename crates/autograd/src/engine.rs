@@ -13,9 +13,10 @@ use std::rc::Rc;
 use smallvec::SmallVec;
 use tensor::{Element, Tensor};
 
+use crate::deferred::ProductSum;
 use crate::error::{AnomalyReport, AutogradError, location_string};
 use crate::mode::{self, GradModeGuard};
-use crate::node::{BackwardContext, Node, NodeKind};
+use crate::node::{BackwardContext, Node, NodeKind, Shortcut};
 use crate::var::Var;
 
 /// Hashes a node's address with one multiplication. The keys are addresses the process chose,
@@ -198,6 +199,12 @@ fn run_pass<T: Element>(
     }
 
     let mut grads: Vec<Option<Var<T>>> = vec![None; order.len()];
+    // Matrix-product gradients not yet evaluated (see `deferred`); used outside `create_graph`
+    // and anomaly mode only, where every gradient must be a recorded or checked tensor.
+    let mut deferred: Vec<ProductSum<T>> = std::iter::repeat_with(ProductSum::default)
+        .take(order.len())
+        .collect();
+    let shortcuts = !options.create_graph && !mode::is_anomaly_enabled();
     for (node, seed) in roots {
         accumulate_into(
             &mut grads[position[&Rc::as_ptr(&node)]],
@@ -208,6 +215,30 @@ fn run_pass<T: Element>(
     let mut results: Vec<Option<Var<T>>> = vec![None; wanted.len()];
 
     for (index, node) in order.iter().enumerate() {
+        let pending = std::mem::take(&mut deferred[index]);
+        if !pending.is_empty() {
+            let observed = !node.hooks.borrow().is_empty()
+                || node.retains_grad.get()
+                || wanted.iter().any(|w| Rc::ptr_eq(w, node));
+            if let (Some(Shortcut::Transpose), Some(Some(input)), None, false) =
+                (&node.shortcut, node.inputs.first(), &grads[index], observed)
+            {
+                if node.backward.borrow().is_none() {
+                    return Err(AutogradError::GraphFreed { op: node.op });
+                }
+                let target = position[&Rc::as_ptr(input)];
+                defer(
+                    &mut deferred[target],
+                    &mut grads[target],
+                    pending.transposed(),
+                );
+                if !retain {
+                    node.backward.borrow_mut().take();
+                }
+                continue;
+            }
+            accumulate_into(&mut grads[index], Var::constant(pending.evaluate()), false);
+        }
         let Some(mut grad) = grads[index].take() else {
             continue;
         };
@@ -250,9 +281,10 @@ fn run_pass<T: Element>(
             }
         }
         if !options.create_graph
-            && let (Some(slice), Some(Some(input))) = (node.slice_of, node.inputs.first())
+            && let (Some(Shortcut::Slice(slice)), Some(Some(input))) =
+                (&node.shortcut, node.inputs.first())
         {
-            // A block of its input: add the gradient into that block in place (see `SliceOf`).
+            // A block of its input: add the gradient into that block in place.
             if node.backward.borrow().is_none() {
                 return Err(AutogradError::GraphFreed { op: node.op });
             }
@@ -272,12 +304,27 @@ fn run_pass<T: Element>(
             }
             continue;
         }
+        let mut needs: SmallVec<[bool; 2]> = node.inputs.iter().map(Option::is_some).collect();
+        if shortcuts
+            && let (Some(Shortcut::Matmul { lhs }), Some(Some(rhs))) =
+                (&node.shortcut, node.inputs.get(1))
+        {
+            // ∂b = aᵀ g, kept as a factor pair: a weight shared by T steps gets one GEMM.
+            let a = lhs
+                .borrow()
+                .clone()
+                .ok_or(AutogradError::GraphFreed { op: node.op })?;
+            let mut product = ProductSum::default();
+            product.push(a.t(), grad.value.clone());
+            let target = position[&Rc::as_ptr(rhs)];
+            defer(&mut deferred[target], &mut grads[target], product);
+            needs[1] = false;
+        }
         let input_grads = {
             let rule = node.backward.borrow();
             let rule = rule
                 .as_ref()
                 .ok_or(AutogradError::GraphFreed { op: node.op })?;
-            let needs: SmallVec<[bool; 2]> = node.inputs.iter().map(Option::is_some).collect();
             let output = node.saved_output.borrow().clone().map(|value| Var {
                 value,
                 node: Some(node.clone()),
@@ -309,9 +356,26 @@ fn run_pass<T: Element>(
         if !retain {
             node.backward.borrow_mut().take();
             node.saved_output.borrow_mut().take();
+            if let Some(Shortcut::Matmul { lhs }) = &node.shortcut {
+                lhs.borrow_mut().take();
+            }
         }
     }
     Ok(results)
+}
+
+/// Adds `products` to a deferred gradient, evaluating it into the dense slot once it pins too
+/// much memory.
+fn defer<T: Element>(
+    deferred: &mut ProductSum<T>,
+    dense: &mut Option<Var<T>>,
+    products: ProductSum<T>,
+) {
+    deferred.append(products);
+    if deferred.is_due() {
+        let sum = std::mem::take(deferred).evaluate();
+        accumulate_into(dense, Var::constant(sum), false);
+    }
 }
 
 /// Anomaly mode's backward check: a non-finite gradient is blamed on the op whose rule made it.

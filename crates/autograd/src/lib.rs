@@ -41,6 +41,7 @@
 //! with the `proptest` feature, [`strategies`] generates shapes and well-conditioned values
 //! for property tests of a new op or cell.
 
+mod deferred;
 mod engine;
 mod error;
 mod gradcheck;

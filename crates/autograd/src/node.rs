@@ -98,6 +98,23 @@ pub(crate) struct SliceOf {
     pub(crate) squeezed: bool,
 }
 
+/// What the engine knows about an op's structure, so that outside `create_graph` it can move
+/// the gradient more cheaply than the op's rule would.
+pub(crate) enum Shortcut<T: Element> {
+    /// `narrow` or `select`: the result is a block of the single input, so the engine adds its
+    /// gradient straight into that block of the input's gradient instead of running the rule
+    /// (which builds a zero-padded copy). Without this, taking each of T time steps out of a
+    /// sequence costs T full-size gradients.
+    Slice(SliceOf),
+    /// The transpose of a matrix: a deferred product passes through it unevaluated
+    /// (`(L R)ᵀ = Rᵀ Lᵀ`, views only).
+    Transpose,
+    /// The product `a · b` of two matrices, holding `a`'s value: `b`'s gradient `aᵀ g` is kept
+    /// as a factor pair, and every time step's pair for a shared weight is summed by one GEMM
+    /// (see `deferred`). Released with the rule after a backward pass.
+    Matmul { lhs: RefCell<Option<Tensor<T>>> },
+}
+
 pub(crate) enum NodeKind {
     /// A variable created by the user that requires gradients; its gradient accumulates.
     Leaf,
@@ -122,11 +139,8 @@ pub(crate) struct Node<T: Element> {
     pub(crate) hooks: RefCell<Vec<Hook<T>>>,
     /// Where the op was called, and its input shapes; recorded in anomaly mode only.
     pub(crate) origin: Option<Box<Origin>>,
-    /// Set for `narrow` and `select`: the result is a block of the single input, so outside
-    /// `create_graph` the engine adds its gradient straight into that block of the input's
-    /// gradient instead of running the rule (which builds a zero-padded copy). Without this,
-    /// taking each of T time steps out of a sequence costs T full-size gradients.
-    pub(crate) slice_of: Option<SliceOf>,
+    /// Structure the engine can exploit outside `create_graph` (slices, transposes, products).
+    pub(crate) shortcut: Option<Shortcut<T>>,
     /// Keeps [`live_nodes`] exact.
     pub(crate) _live: LiveToken,
 }
@@ -145,7 +159,7 @@ impl<T: Element> Node<T> {
             retains_grad: Cell::new(true),
             hooks: RefCell::new(Vec::new()),
             origin: None,
-            slice_of: None,
+            shortcut: None,
             _live: LiveToken::new(),
         }
     }

@@ -11,7 +11,7 @@ use tensor::{Element, Tensor};
 use crate::engine::{self, BackwardOptions};
 use crate::error::{AnomalyReport, AutogradError, location_string};
 use crate::mode;
-use crate::node::{BackwardContext, Gradients, LiveToken, Node, NodeKind, Origin, SliceOf};
+use crate::node::{BackwardContext, Gradients, LiveToken, Node, NodeKind, Origin, Shortcut};
 
 /// A tensor value plus, when it requires gradients, its node on the tape.
 ///
@@ -231,22 +231,22 @@ impl<T: Element> Var<T> {
         )
     }
 
-    /// Records a `narrow` or `select` of a single input, marked so the engine can accumulate
-    /// its gradient into the input's gradient in place.
+    /// Records an op whose structure (see [`Shortcut`]) the engine may exploit outside
+    /// `create_graph`; `backward` must still be the complete rule.
     #[track_caller]
-    pub(crate) fn record_slice(
+    pub(crate) fn record_with_shortcut(
         op: &'static str,
         value: Tensor<T>,
-        input: &Var<T>,
-        slice_of: SliceOf,
+        inputs: &[&Var<T>],
+        shortcut: Shortcut<T>,
         backward: impl Fn(&BackwardContext<'_, T>) -> Gradients<T> + 'static,
     ) -> Var<T> {
         Self::record_node(
             op,
             value,
-            &[input],
+            inputs,
             false,
-            Some(slice_of),
+            Some(shortcut),
             Box::new(backward),
             Location::caller(),
         )
@@ -257,7 +257,7 @@ impl<T: Element> Var<T> {
         value: Tensor<T>,
         inputs: &[&Var<T>],
         save_output: bool,
-        slice_of: Option<SliceOf>,
+        shortcut: Option<Shortcut<T>>,
         backward: crate::node::BackwardFn<T>,
         location: &'static Location<'static>,
     ) -> Var<T> {
@@ -285,7 +285,7 @@ impl<T: Element> Var<T> {
                     input_shapes: inputs.iter().map(|v| v.shape().to_vec()).collect(),
                 })
             }),
-            slice_of,
+            shortcut,
             _live: LiveToken::new(),
         };
         Var {

@@ -2,9 +2,11 @@
 //! `∂A = G Bᵀ`, `∂B = Aᵀ G`, with transposes as views (no copies); batch dimensions that were
 //! broadcast are summed back. Vector operands are handled as views of matrices.
 
+use std::cell::RefCell;
+
 use tensor::{Element, TensorError};
 
-use crate::node::Gradients;
+use crate::node::{BackwardContext, Gradients, Shortcut};
 use crate::ops::panicking_forms;
 use crate::var::Var;
 
@@ -42,19 +44,25 @@ impl<T: Element> Var<T> {
         }
         let value = self.value.try_matmul(&other.value)?;
         let (a, b) = (self.clone(), other.clone());
-        Ok(Var::record(
-            "matmul",
-            value,
-            &[self, other],
-            false,
-            move |ctx| {
-                let g = ctx.grad;
-                Gradients::from_iter([
-                    ctx.needs[0].then(|| g.matmul(&b.transpose(-1, -2)).sum_to_shape(a.shape())),
-                    ctx.needs[1].then(|| a.transpose(-1, -2).matmul(g).sum_to_shape(b.shape())),
-                ])
-            },
-        ))
+        let rule = move |ctx: &BackwardContext<'_, T>| {
+            let g = ctx.grad;
+            Gradients::from_iter([
+                ctx.needs[0].then(|| g.matmul(&b.transpose(-1, -2)).sum_to_shape(a.shape())),
+                ctx.needs[1].then(|| a.transpose(-1, -2).matmul(g).sum_to_shape(b.shape())),
+            ])
+        };
+        if self.rank() == 2 && other.rank() == 2 {
+            // The engine may defer `b`'s gradient and sum every step's share in one GEMM.
+            let lhs = RefCell::new(Some(self.value.clone()));
+            return Ok(Var::record_with_shortcut(
+                "matmul",
+                value,
+                &[self, other],
+                Shortcut::Matmul { lhs },
+                rule,
+            ));
+        }
+        Ok(Var::record("matmul", value, &[self, other], false, rule))
     }
 
     panicking_forms! {

@@ -3,7 +3,7 @@
 
 use tensor::{Element, Tensor, TensorError};
 
-use crate::node::{Gradients, SliceOf};
+use crate::node::{Gradients, Shortcut, SliceOf};
 use crate::ops::panicking_forms;
 use crate::var::Var;
 
@@ -61,9 +61,22 @@ impl<T: Element> Var<T> {
     #[track_caller]
     pub fn try_transpose(&self, dim0: isize, dim1: isize) -> Result<Var<T>, TensorError> {
         let value = self.value.try_transpose(dim0, dim1)?;
-        Ok(movement("transpose", self, value, move |g| {
-            g.transpose(dim0, dim1)
-        }))
+        let rule = move |ctx: &crate::node::BackwardContext<'_, T>| {
+            Gradients::from_iter([Some(ctx.grad.transpose(dim0, dim1))])
+        };
+        let swaps =
+            resolve("transpose", dim0, self.rank())? != resolve("transpose", dim1, self.rank())?;
+        if self.rank() == 2 && swaps {
+            // A matrix transpose: deferred weight gradients pass through it (see `Shortcut`).
+            return Ok(Var::record_with_shortcut(
+                "transpose",
+                value,
+                &[self],
+                Shortcut::Transpose,
+                rule,
+            ));
+        }
+        Ok(Var::record("transpose", value, &[self], false, rule))
     }
 
     /// The transpose of a 2-D variable (a view).
@@ -98,11 +111,11 @@ impl<T: Element> Var<T> {
             start,
             squeezed: false,
         };
-        Ok(Var::record_slice(
+        Ok(Var::record_with_shortcut(
             "narrow",
             value,
-            self,
-            slice,
+            &[self],
+            Shortcut::Slice(slice),
             move |ctx| Gradients::from_iter([Some(pad_along(ctx.grad, d, start, &shape))]),
         ))
     }
@@ -118,11 +131,11 @@ impl<T: Element> Var<T> {
             start: index,
             squeezed: true,
         };
-        Ok(Var::record_slice(
+        Ok(Var::record_with_shortcut(
             "select",
             value,
-            self,
-            slice,
+            &[self],
+            Shortcut::Slice(slice),
             move |ctx| {
                 Gradients::from_iter([Some(pad_along(
                     &ctx.grad.unsqueeze(d as isize),
