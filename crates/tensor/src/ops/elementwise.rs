@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use crate::element::Element;
 use crate::error::Result;
 use crate::layout::{Layout, broadcast_shapes, for_each_run};
+use crate::ops::simd;
 use crate::tensor::Tensor;
 
 /// Elementwise ops with at least this many elements split across threads. Below it the cost of
@@ -63,13 +64,10 @@ fn build_chunks<T: Element>(
 pub(crate) fn map<T: Element>(input: &Tensor<T>, f: impl Fn(T) -> T + Sync + Send) -> Tensor<T> {
     let n = input.len();
     if let Some(src) = input.as_slice() {
-        let data: Vec<T> = if n >= PARALLEL_THRESHOLD {
-            let mut out = Vec::with_capacity(n);
-            src.par_iter().map(|&x| f(x)).collect_into_vec(&mut out);
-            out
-        } else {
-            src.iter().map(|&x| f(x)).collect()
-        };
+        let data = build_chunks(n, |chunk, start| {
+            simd::unary(chunk, &src[start..start + chunk.len()], &f);
+            chunk.len()
+        });
         return Tensor::from_contiguous(data, input.shape());
     }
     let storage = &input.storage[..];
@@ -85,9 +83,7 @@ pub(crate) fn map<T: Element>(input: &Tensor<T>, f: impl Fn(T) -> T + Sync + Sen
             |[offset], len, [stride]| {
                 let dst = &mut chunk[written..written + len];
                 if stride == 1 {
-                    for (d, &s) in dst.iter_mut().zip(&storage[offset..offset + len]) {
-                        d.write(f(s));
-                    }
+                    simd::unary(dst, &storage[offset..offset + len], &f);
                 } else {
                     for (i, d) in dst.iter_mut().enumerate() {
                         d.write(f(storage[offset + i * stride]));
@@ -111,17 +107,11 @@ pub(crate) fn zip<T: Element>(
     if a.shape() == b.shape()
         && let (Some(x), Some(y)) = (a.as_slice(), b.as_slice())
     {
-        let n = x.len();
-        let data: Vec<T> = if n >= PARALLEL_THRESHOLD {
-            let mut out = Vec::with_capacity(n);
-            x.par_iter()
-                .zip(y.par_iter())
-                .map(|(&p, &q)| f(p, q))
-                .collect_into_vec(&mut out);
-            out
-        } else {
-            x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect()
-        };
+        let data = build_chunks(x.len(), |chunk, start| {
+            let end = start + chunk.len();
+            simd::binary(chunk, &x[start..end], &y[start..end], &f);
+            chunk.len()
+        });
         return Ok(Tensor::from_contiguous(data, a.shape()));
     }
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
@@ -139,25 +129,9 @@ pub(crate) fn zip<T: Element>(
             |[oa, ob], len, [ta, tb]| {
                 let dst = &mut chunk[written..written + len];
                 match (ta, tb) {
-                    (1, 1) => {
-                        for ((d, &p), &q) in
-                            dst.iter_mut().zip(&sa[oa..oa + len]).zip(&sb[ob..ob + len])
-                        {
-                            d.write(f(p, q));
-                        }
-                    }
-                    (1, 0) => {
-                        let q = sb[ob];
-                        for (d, &p) in dst.iter_mut().zip(&sa[oa..oa + len]) {
-                            d.write(f(p, q));
-                        }
-                    }
-                    (0, 1) => {
-                        let p = sa[oa];
-                        for (d, &q) in dst.iter_mut().zip(&sb[ob..ob + len]) {
-                            d.write(f(p, q));
-                        }
-                    }
+                    (1, 1) => simd::binary(dst, &sa[oa..oa + len], &sb[ob..ob + len], &f),
+                    (1, 0) => simd::binary_with_right(dst, &sa[oa..oa + len], sb[ob], &f),
+                    (0, 1) => simd::binary_with_left(dst, sa[oa], &sb[ob..ob + len], &f),
                     _ => {
                         for (i, d) in dst.iter_mut().enumerate() {
                             d.write(f(sa[oa + i * ta], sb[ob + i * tb]));

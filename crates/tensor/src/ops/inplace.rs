@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
 use crate::layout::{Layout, for_each_run};
+use crate::ops::simd;
 use crate::tensor::Tensor;
 
 /// Copies `src` (any layout) into `dst` viewed through `dst_layout` (same shape, no overlap).
@@ -79,9 +80,7 @@ impl<T: Element> Tensor<T> {
             layout.len(),
             |[d, s], len, [td, ts]| {
                 if td == 1 && ts == 1 {
-                    for (x, &y) in dst[d..d + len].iter_mut().zip(&other_storage[s..s + len]) {
-                        *x = f(*x, y);
-                    }
+                    simd::assign(&mut dst[d..d + len], &other_storage[s..s + len], &f);
                 } else {
                     for i in 0..len {
                         dst[d + i * td] = f(dst[d + i * td], other_storage[s + i * ts]);

@@ -8,4 +8,5 @@ mod join;
 mod math;
 mod matmul;
 mod reduce;
+mod simd;
 mod view;

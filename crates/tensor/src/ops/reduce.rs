@@ -8,6 +8,7 @@ use crate::error::{Result, TensorError};
 use crate::layout::{Layout, for_each_run, normalize_dim};
 use crate::macros::panicking_forms;
 use crate::ops::elementwise::{map, zip};
+use crate::ops::simd;
 use crate::tensor::Tensor;
 
 /// Sums a slice with eight independent accumulators so LLVM can vectorize the loop (a single
@@ -136,8 +137,11 @@ fn reduce<T: Element>(
                 });
             }
             (1, 1) => {
-                for (acc, &x) in out[o..o + len].iter_mut().zip(&storage[i..i + len]) {
-                    *acc = fold.combine(*acc, x);
+                let (acc, run) = (&mut out[o..o + len], &storage[i..i + len]);
+                match fold {
+                    // Summing rows (a bias gradient) is one vector add per row.
+                    Fold::Sum => simd::assign(acc, run, &|a, x| a + x),
+                    _ => simd::assign(acc, run, &|a, x| fold.combine(a, x)),
                 }
             }
             _ => {
