@@ -209,16 +209,20 @@ unsafe fn gemm_threaded<T: Element>(
     let (split_rows, length) = if m > n { (true, m) } else { (false, n) };
     let step = length.div_ceil(threads).next_multiple_of(32);
     let block = &block;
-    rayon::scope(|scope| {
-        for start in (0..length).step_by(step) {
-            let len = step.min(length - start);
-            scope.spawn(move |_| {
-                if split_rows {
-                    block(start, len, 0, n)
-                } else {
-                    block(0, m, start, len)
-                }
-            });
+    let run = move |start: usize| {
+        let len = step.min(length - start);
+        if split_rows {
+            block(start, len, 0, n)
+        } else {
+            block(0, m, start, len)
         }
+    };
+    // The calling thread computes the first block itself while rayon's threads take the
+    // others; with `rayon::scope`, a caller outside the pool would only wait.
+    rayon::in_place_scope(|scope| {
+        for start in (step..length).step_by(step) {
+            scope.spawn(move |_| run(start));
+        }
+        run(0);
     });
 }

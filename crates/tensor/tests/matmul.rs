@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use tapeloop_tensor::{Element, Tensor};
+use tapeloop_tensor::{Element, Tensor, seeded_rng};
 
 /// `torch.matmul` by its definition: vectors become matrices, leading dimensions broadcast, and
 /// every output element is a dot product summed in f64. Returns the result and, per element,
@@ -265,4 +265,26 @@ fn matmul_shape_errors_name_both_shapes() {
         e(&[2, 3, 4], &[5, 4, 6]),
         "matmul: [2, 3, 4] x [5, 4, 6]: batch dimensions do not broadcast"
     );
+}
+
+/// `h · Wᵀ` with a wide row-major W: tapeloop computes it column by column and returns a
+/// transposed view (see `prefers_column_major_output`). Values, shape and every later use of
+/// the result must be those of the plain product.
+#[test]
+fn a_wide_transposed_weight_gives_the_plain_product() {
+    let h = Tensor::<f64>::randn(&[5, 13], &mut seeded_rng(1));
+    let w = Tensor::<f64>::randn(&[29, 13], &mut seeded_rng(2));
+    let got = h.matmul(&w.t());
+    let want = h.matmul(&w.t().contiguous());
+    assert_eq!(got.shape(), &[5, 29]);
+    assert!(want.is_contiguous());
+    for (g, w) in got.to_vec().iter().zip(want.to_vec()) {
+        assert!((g - w).abs() < 1e-12, "{g} vs {w}");
+    }
+    // A contiguous copy (the tiled transpose) and an op on the view agree with the plain one.
+    assert_eq!(got.contiguous().to_vec(), got.to_vec());
+    let doubled = got.add(&got);
+    for (d, w) in doubled.to_vec().iter().zip(want.to_vec()) {
+        assert!((d - 2.0 * w).abs() < 1e-12);
+    }
 }

@@ -61,8 +61,12 @@ impl<T: Element> Tensor<T> {
         .map_err(|_| fail("batch dimensions do not broadcast".into()))?;
         let mut out_shape: Shape = batch.clone();
         out_shape.extend_from_slice(&[m, n]);
-        let out = gemm_batched(&a, &b, &batch, m, k, n);
-        let mut result = Tensor::from_contiguous(out, &out_shape);
+        let mut result = if batch.is_empty() && prefers_column_major_output(&a, &b) {
+            gemm_column_major(&a, &b, m, k, n)
+        } else {
+            let out = gemm_batched(&a, &b, &batch, m, k, n);
+            Tensor::from_contiguous(out, &out_shape)
+        };
         if other.rank() == 1 {
             result = result.squeeze(-1);
         }
@@ -85,6 +89,56 @@ impl<T: Element> Tensor<T> {
         /// ```
         fn matmul => try_matmul(other: &Self) -> Self;
     }
+}
+
+/// True when `a · b` is much faster written column by column: a row-major `a` with few rows
+/// times a wide column-major `b` (the recurrent step `h · Wᵀ`, W a row-major `[4H, H]` weight).
+/// The `gemm` crate computes a row-major result as `Cᵀ = Bᵀ Aᵀ` and so packs all of `Wᵀ` on
+/// every call; a column-major result lets it pack only the small `a`. At 64×512·512×2048
+/// (f32, 2 threads) that is about 2.2× faster (722 against 1,582 µs), and a medium LSTM
+/// training step (T=100, B=64, H=512) about 15% faster.
+fn prefers_column_major_output<T: Element>(a: &Tensor<T>, b: &Tensor<T>) -> bool {
+    let (sa, sb) = (matrix_strides(&a.layout), matrix_strides(&b.layout));
+    let (m, n) = (a.dim(-2), b.dim(-1));
+    let b_column_major = sb[0] == 1 && (sb[1] as usize) >= b.dim(-2) && n > 1;
+    let a_row_major = sa[1] == 1;
+    b_column_major && a_row_major && m < n
+}
+
+/// `a · b` for matrices, computed into column-major storage and returned as its `[m, n]` view.
+fn gemm_column_major<T: Element>(
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Tensor<T> {
+    let mut out = vec![T::zero(); m * n];
+    if k > 0 {
+        let (sa, sb) = (matrix_strides(&a.layout), matrix_strides(&b.layout));
+        // SAFETY: `a` and `b` are matrices whose layouts lie inside their storages (a `Tensor`
+        // invariant); `out` holds exactly m·n elements addressed as column-major (strides
+        // [1, m]) and is a fresh buffer, overlapping neither input.
+        unsafe {
+            T::gemm(
+                m,
+                k,
+                n,
+                T::one(),
+                a.storage.as_ptr().add(a.layout.offset()),
+                sa,
+                b.storage.as_ptr().add(b.layout.offset()),
+                sb,
+                T::zero(),
+                out.as_mut_ptr(),
+                [1, m as isize],
+            );
+        }
+    }
+    // Returned as the transposed view it is: copying it back to row-major cost more than it
+    // saved (small LSTM step 24 against 15 ms), while the ops that consume it (the bias add
+    // of a cell) read any layout and write row-major.
+    Tensor::from_contiguous(out, &[n, m]).t()
 }
 
 /// Runs one GEMM per batch entry into a fresh contiguous buffer of shape `batch × m × n`.
