@@ -34,7 +34,31 @@ enum Command {
     Parity(commands::parity::ParityArgs),
 }
 
+/// Keeps freed tensor buffers in the process instead of returning them to the kernel.
+///
+/// glibc serves large allocations with `mmap` and gives memory at the top of the heap back as
+/// soon as it is freed, so every training step faulted in (and the kernel zeroed) the same
+/// tens of megabytes of activations and gradients again: 12–15% of a medium LSTM step in
+/// `perf`. Raising both thresholds lets the next step reuse the pages. The peak resident size
+/// is unchanged (the step needed those pages anyway); what changes is that the process keeps
+/// them between steps. A program using the library sets the same with the environment
+/// variables `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_`.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // glibc's largest accepted mmap threshold on 64-bit targets (HEAP_MAX_SIZE / 2).
+        const MMAP_THRESHOLD: libc::c_int = 32 << 20;
+        // SAFETY: `mallopt` only changes allocator parameters; it is called before any other
+        // thread exists, and both values are in the ranges glibc documents.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Bench(args) => commands::bench::run(args),
