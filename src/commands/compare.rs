@@ -10,7 +10,7 @@ use rnn::seeded_rng;
 use tapeloop::model::CellKind;
 use tapeloop::training::{SequenceModel, TrainReport, train};
 
-use crate::commands::train::{TaskArgs, print_result, progress_bar, set_threads, write_curves};
+use crate::commands::train::{TaskArgs, print_result, progress_bar, write_curves};
 
 /// Options of `tapeloop compare`.
 #[derive(Args, Debug)]
@@ -27,7 +27,6 @@ pub struct CompareArgs {
 
 /// Runs the comparison.
 pub fn run(args: &CompareArgs) -> Result<(), String> {
-    set_threads(args.task.threads)?;
     let resolved = args.task.resolve();
     let probe = args.task.build_task(&resolved)?;
     println!(

@@ -157,17 +157,6 @@ impl TaskArgs {
     }
 }
 
-/// Sets the worker threads: rayon's pool runs the large elementwise ops and splits each GEMM.
-pub fn set_threads(threads: usize) -> Result<(), String> {
-    if threads == 0 {
-        return Err("--threads must be at least 1".into());
-    }
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .map_err(|e| format!("cannot set up {threads} threads: {e}"))
-}
-
 /// Options of `tapeloop train`.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -248,7 +237,6 @@ pub fn write_curves(
 
 /// Runs `train`.
 pub fn run(args: &TrainArgs) -> Result<(), String> {
-    set_threads(args.task.threads)?;
     let mut resolved = args.task.resolve();
     let mut task = args.task.build_task(&resolved)?;
     let mut rng = seeded_rng(args.task.seed);
