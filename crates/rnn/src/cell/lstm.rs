@@ -4,7 +4,7 @@ use autograd::{Parameter, Var};
 use tensor::{Element, TensorRng};
 
 use crate::cell::{Cell, standard_parameters};
-use crate::init::{linear_projection, uniform_parameter};
+use crate::init::{input_projection_with_both_biases, uniform_parameter};
 
 /// Long short-term memory (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al.):
 ///
@@ -70,12 +70,18 @@ impl<T: Element> Cell<T> for LstmCell<T> {
     }
 
     fn project_inputs(&self, inputs: &Var<T>) -> Var<T> {
-        linear_projection(inputs, &self.weight_ih, self.bias_ih.as_ref())
+        input_projection_with_both_biases(
+            inputs,
+            &self.weight_ih,
+            self.bias_ih.as_ref(),
+            self.bias_hh.as_ref(),
+        )
     }
 
     fn step(&self, projected_input: &Var<T>, state: &[Var<T>]) -> Vec<Var<T>> {
         let (h, c) = (&state[0], &state[1]);
-        let gates = projected_input + &linear_projection(h, &self.weight_hh, self.bias_hh.as_ref());
+        // `projected_input` already holds both biases (see `project_inputs`).
+        let gates = projected_input + &h.matmul(&self.weight_hh.var().t());
         let gates = gates.chunk(4, 1);
         let (input_gate, forget_gate) = (gates[0].sigmoid(), gates[1].sigmoid());
         let (candidate, output_gate) = (gates[2].tanh(), gates[3].sigmoid());

@@ -4,7 +4,7 @@ use autograd::{Parameter, Var};
 use tensor::{Element, TensorRng};
 
 use crate::cell::{Cell, standard_parameters};
-use crate::init::{linear_projection, uniform_parameter};
+use crate::init::{input_projection_with_both_biases, uniform_parameter};
 
 /// The RNN's activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,12 +60,17 @@ impl<T: Element> Cell<T> for RnnCell<T> {
     }
 
     fn project_inputs(&self, inputs: &Var<T>) -> Var<T> {
-        linear_projection(inputs, &self.weight_ih, self.bias_ih.as_ref())
+        input_projection_with_both_biases(
+            inputs,
+            &self.weight_ih,
+            self.bias_ih.as_ref(),
+            self.bias_hh.as_ref(),
+        )
     }
 
     fn step(&self, projected_input: &Var<T>, state: &[Var<T>]) -> Vec<Var<T>> {
-        let pre =
-            projected_input + &linear_projection(&state[0], &self.weight_hh, self.bias_hh.as_ref());
+        // `projected_input` already holds both biases (see `project_inputs`).
+        let pre = projected_input + &state[0].matmul(&self.weight_hh.var().t());
         let h = match self.nonlinearity {
             Nonlinearity::Tanh => pre.tanh(),
             Nonlinearity::Relu => pre.relu(),
