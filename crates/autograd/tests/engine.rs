@@ -321,3 +321,57 @@ fn without_anomaly_mode_non_finite_values_pass_silently() {
     x.sqrt().sum(&[], false).backward().unwrap();
     assert_eq!(x.grad().unwrap().to_vec(), vec![f64::INFINITY]);
 }
+
+/// Each unary op's derivative has a recorded form (used under `create_graph`) and a fused
+/// per-element form (used otherwise): both must give the same bits, also for gradients that
+/// are infinite or NaN and at the points where a derivative switches (0 for relu and abs, the
+/// bounds for clamp).
+#[test]
+fn fused_and_recorded_unary_derivatives_agree_bit_for_bit() {
+    let inputs = [-2.0, -1.0, 0.0, 0.5, 1.0, 3.0];
+    let seeds = [f64::INFINITY, -1.0, f64::NEG_INFINITY, f64::NAN, -0.0, 2.5];
+    type UnaryOp = fn(&Var<f64>) -> Var<f64>;
+    let ops: [(&str, UnaryOp); 12] = [
+        ("relu", |x| x.relu()),
+        ("abs", |x| x.abs()),
+        ("clamp", |x| x.clamp(-1.0, 1.0)),
+        ("tanh", |x| x.tanh()),
+        ("sigmoid", |x| x.sigmoid()),
+        ("exp", |x| x.exp()),
+        ("square", |x| x.square()),
+        ("recip", |x| x.recip()),
+        ("sqrt", |x| x.abs().sqrt()),
+        ("log", |x| x.abs().log()),
+        ("powf", |x| x.abs().powf(1.5)),
+        ("neg", |x| x.neg()),
+    ];
+    for (name, op) in ops {
+        let derivative = |options: BackwardOptions| {
+            let x = vector(&inputs);
+            let y = op(&x);
+            let seed = Var::constant(Tensor::from_vec(seeds.to_vec(), &[seeds.len()]));
+            let g = grad(&[y], from_ref(&x), Some(&[seed]), options, false).unwrap();
+            g[0].as_ref().unwrap().value().to_vec()
+        };
+        let fused = derivative(BackwardOptions::retain_graph());
+        let recorded = derivative(BackwardOptions::create_graph());
+        let same = fused
+            .iter()
+            .zip(&recorded)
+            .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+        assert!(same, "{name}: fused {fused:?}, recorded {recorded:?}");
+    }
+    // PyTorch's choices at the switching points: a masked position gets 0 even for an
+    // infinite gradient (relu, clamp), while abs multiplies by sign(0) = 0 (∞ · 0 = NaN).
+    let x = vector(&[-1.0, 0.0, 2.0]);
+    let seed = Var::constant(Tensor::from_vec(vec![f64::INFINITY, -1.0, 1.0], &[3]));
+    let g = grad(
+        &[x.relu()],
+        from_ref(&x),
+        Some(from_ref(&seed)),
+        BackwardOptions::default(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(g[0].as_ref().unwrap().value().to_vec(), vec![0.0, 0.0, 1.0]);
+}

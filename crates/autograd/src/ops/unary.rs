@@ -56,6 +56,17 @@ fn apply<T: Element>(
     }
 }
 
+/// −1, 0 or 1: the derivative of `|x|` (0 at 0, as PyTorch).
+fn sign<T: Element>(x: T) -> T {
+    if x > T::zero() {
+        T::one()
+    } else if x < T::zero() {
+        -T::one()
+    } else {
+        T::zero()
+    }
+}
+
 impl<T: Element> Var<T> {
     /// `-x`.
     #[track_caller]
@@ -108,7 +119,16 @@ impl<T: Element> Var<T> {
             "relu",
             self,
             self.value.relu(),
-            |g, y| g * &Var::constant(y.value.gt_mask(&tensor::Tensor::scalar(T::zero()))),
+            // A `where`, not `g · mask`: a masked position gets 0 even when `g` is ±∞ or NaN,
+            // as PyTorch's `threshold_backward`, and as the fused form.
+            |g, y| {
+                let positive = y.value.gt_mask(&tensor::Tensor::scalar(T::zero()));
+                Var::where_cond(
+                    &positive,
+                    g,
+                    &Var::constant(tensor::Tensor::zeros(g.shape())),
+                )
+            },
             |g, y| if y > T::zero() { g } else { T::zero() },
         )
     }
@@ -134,15 +154,8 @@ impl<T: Element> Var<T> {
             self,
             self.value.abs(),
             |g, x| g * &Var::constant(x.value.sign()),
-            |g, x| {
-                if x > T::zero() {
-                    g
-                } else if x < T::zero() {
-                    -g
-                } else {
-                    T::zero()
-                }
-            },
+            // The product itself, as the rule: at x = 0 an infinite `g` gives NaN (as PyTorch).
+            |g, x| g * sign(x),
         )
     }
 
@@ -215,11 +228,12 @@ impl<T: Element> Var<T> {
             "clamp",
             self,
             self.value.clamp(min, max),
+            // A `where`, as relu's rule and PyTorch's clamp backward.
             move |g, x| {
                 let mask = x
                     .value
                     .map(|v| if inside(v) { T::one() } else { T::zero() });
-                g * &Var::constant(mask)
+                Var::where_cond(&mask, g, &Var::constant(tensor::Tensor::zeros(g.shape())))
             },
             move |g, x| if inside(x) { g } else { T::zero() },
         )
