@@ -93,15 +93,16 @@ fn run_on_pool(
     threads: Option<usize>,
     work: impl FnOnce() -> Result<(), String> + Send,
 ) -> Result<(), String> {
-    if let Some(threads) = threads {
-        if threads == 0 {
-            return Err("--threads must be at least 1".into());
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .map_err(|e| format!("cannot set up {threads} threads: {e}"))?;
+    if threads == Some(0) {
+        return Err("--threads must be at least 1".into());
     }
+    rayon::ThreadPoolBuilder::new()
+        // 0 lets rayon choose: one worker per core.
+        .num_threads(threads.unwrap_or(0))
+        // The main thread's stack, since the whole command now runs on a worker.
+        .stack_size(8 << 20)
+        .build_global()
+        .map_err(|e| format!("cannot set up the worker threads: {e}"))?;
     rayon::scope(|_| work())
 }
 
