@@ -16,6 +16,9 @@ use crate::init::{input_projection_with_both_biases, uniform_parameter};
 ///
 /// The cell path `c' = f ⊙ c + …` is additive: backprop along it multiplies by the forget gate
 /// instead of by `tanh'·W`, which is why gradients survive long lags.
+///
+/// [`Cell::project_inputs`] adds both biases (`x W_ihᵀ + b_ih + b_hh`, once for all steps), so
+/// [`Cell::step`] expects its output, not `x W_ihᵀ + b_ih` alone.
 pub struct LstmCell<T: Element> {
     /// `[4·hidden, input]`.
     pub weight_ih: Parameter<T>,

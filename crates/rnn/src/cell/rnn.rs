@@ -16,6 +16,9 @@ pub enum Nonlinearity {
 }
 
 /// `h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)`, PyTorch's `nn.RNNCell`.
+///
+/// [`Cell::project_inputs`] adds both biases (`x W_ihᵀ + b_ih + b_hh`, once for all steps), so
+/// [`Cell::step`] expects its output, not `x W_ihᵀ + b_ih` alone.
 pub struct RnnCell<T: Element> {
     /// `[hidden, input]`.
     pub weight_ih: Parameter<T>,

@@ -33,9 +33,11 @@ macro_rules! dispatched {
                 }
                 if std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
                 {
-                    // SAFETY: the CPU has every feature `avx512` is compiled with (checked on
-                    // the line above); the loop itself is safe code.
+                    // SAFETY: the CPU has every feature `avx512` is compiled with (checked just
+                    // above); the loop itself is safe code.
                     return unsafe { avx512($($arg),*) };
                 }
                 if std::arch::is_x86_feature_detected!("avx2")
