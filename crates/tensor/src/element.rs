@@ -38,6 +38,18 @@ pub trait Element:
     /// Converts to `f64` exactly (widening) or losslessly.
     fn to_f64_lossy(self) -> f64;
 
+    /// −1, 0 or 1 (0 at ±0 and NaN, unlike `signum`): [`Tensor::sign`](crate::Tensor::sign)
+    /// per element, and the derivative of `|x|` as PyTorch takes it.
+    fn sign(self) -> Self {
+        if self > Self::zero() {
+            Self::one()
+        } else if self < Self::zero() {
+            -Self::one()
+        } else {
+            Self::zero()
+        }
+    }
+
     /// `C ← alpha·A·B + beta·C` on strided matrices (`A` is `m × k`, `B` is `k × n`, `C` is
     /// `m × n`; each given by a pointer to its first element and its `[row, column]` strides in
     /// elements). When `beta` is zero, `C` is only written, never read, so it may hold anything.

@@ -56,15 +56,11 @@ fn apply<T: Element>(
     }
 }
 
-/// −1, 0 or 1: the derivative of `|x|` (0 at 0, as PyTorch).
-fn sign<T: Element>(x: T) -> T {
-    if x > T::zero() {
-        T::one()
-    } else if x < T::zero() {
-        -T::one()
-    } else {
-        T::zero()
-    }
+/// `g` where `mask` is non-zero, else 0: a `where`, not `g · mask`, so a masked position gets
+/// 0 even when `g` is ±∞ or NaN (PyTorch's `threshold_backward` and clamp backward), as the
+/// fused forms of relu and clamp do.
+fn pass_where<T: Element>(mask: &tensor::Tensor<T>, g: &Var<T>) -> Var<T> {
+    Var::where_cond(mask, g, &Var::constant(tensor::Tensor::scalar(T::zero())))
 }
 
 impl<T: Element> Var<T> {
@@ -119,16 +115,7 @@ impl<T: Element> Var<T> {
             "relu",
             self,
             self.value.relu(),
-            // A `where`, not `g · mask`: a masked position gets 0 even when `g` is ±∞ or NaN,
-            // as PyTorch's `threshold_backward`, and as the fused form.
-            |g, y| {
-                let positive = y.value.gt_mask(&tensor::Tensor::scalar(T::zero()));
-                Var::where_cond(
-                    &positive,
-                    g,
-                    &Var::constant(tensor::Tensor::zeros(g.shape())),
-                )
-            },
+            |g, y| pass_where(&y.value.gt_mask(&tensor::Tensor::scalar(T::zero())), g),
             |g, y| if y > T::zero() { g } else { T::zero() },
         )
     }
@@ -155,7 +142,7 @@ impl<T: Element> Var<T> {
             self.value.abs(),
             |g, x| g * &Var::constant(x.value.sign()),
             // The product itself, as the rule: at x = 0 an infinite `g` gives NaN (as PyTorch).
-            |g, x| g * sign(x),
+            |g, x| g * x.sign(),
         )
     }
 
@@ -228,12 +215,12 @@ impl<T: Element> Var<T> {
             "clamp",
             self,
             self.value.clamp(min, max),
-            // A `where`, as relu's rule and PyTorch's clamp backward.
             move |g, x| {
-                let mask = x
-                    .value
-                    .map(|v| if inside(v) { T::one() } else { T::zero() });
-                Var::where_cond(&mask, g, &Var::constant(tensor::Tensor::zeros(g.shape())))
+                pass_where(
+                    &x.value
+                        .map(|v| if inside(v) { T::one() } else { T::zero() }),
+                    g,
+                )
             },
             move |g, x| if inside(x) { g } else { T::zero() },
         )

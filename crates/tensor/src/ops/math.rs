@@ -67,7 +67,7 @@ impl<T: Element> Tensor<T> {
         /// `x²`.
         square => |x| x * x;
         /// The sign: -1, 0 or 1.
-        sign => |x| if x > T::zero() { T::one() } else if x < T::zero() { -T::one() } else { T::zero() };
+        sign => |x| Element::sign(x);
     }
 
     /// `xᵖ` for a scalar exponent.
