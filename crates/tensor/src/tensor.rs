@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
 use crate::layout::{Layout, Shape, for_each_run, normalize_dim};
+use crate::ops::transpose::transpose_into;
 
 /// An n-dimensional array of `f32` or `f64` on the CPU.
 ///
@@ -309,30 +310,23 @@ impl<T: Element> PartialEq for Tensor<T> {
 /// The row-major elements of a column-major `rows × cols` matrix (element `(i, j)` at
 /// `offset + i + j·column_stride`), copied tile by tile. Walking it row by row instead reads one
 /// element per cache line: `contiguous()` of a transposed 2048×512 weight took 5.7 ms that way.
-fn transposed_to_vec<T: Copy>(
+fn transposed_to_vec<T: Element>(
     storage: &[T],
     offset: usize,
     rows: usize,
     cols: usize,
     column_stride: usize,
 ) -> Vec<T> {
-    const TILE: usize = 8;
     let mut out = Vec::with_capacity(rows * cols);
-    let slots = &mut out.spare_capacity_mut()[..rows * cols];
-    for row_start in (0..rows).step_by(TILE) {
-        let row_end = (row_start + TILE).min(rows);
-        for col_start in (0..cols).step_by(TILE) {
-            let col_end = (col_start + TILE).min(cols);
-            for j in col_start..col_end {
-                let column = &storage[offset + j * column_stride..][row_start..row_end];
-                for (i, &value) in (row_start..row_end).zip(column) {
-                    slots[i * cols + j].write(value);
-                }
-            }
-        }
-    }
-    // SAFETY: the tiles cover every (i, j) with i < rows and j < cols exactly once, so all
-    // rows·cols slots were written above.
+    transpose_into(
+        storage,
+        offset,
+        rows,
+        cols,
+        column_stride,
+        &mut out.spare_capacity_mut()[..rows * cols],
+    );
+    // SAFETY: `transpose_into` wrote all rows·cols slots (it writes every (i, j) once).
     unsafe { out.set_len(rows * cols) };
     out
 }

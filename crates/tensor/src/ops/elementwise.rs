@@ -1,7 +1,8 @@
 //! Elementwise kernels: unary maps and broadcasting binary and ternary zips.
 //!
 //! Each kernel has a contiguous fast path over plain slices (which LLVM vectorizes) and a
-//! strided path that walks contiguous inner runs. Above [`PARALLEL_THRESHOLD`] elements the
+//! strided path that walks contiguous inner runs; a transposed-matrix operand is first copied
+//! row-major by the tiled transpose. Above [`PARALLEL_THRESHOLD`] elements the
 //! output is split into chunks that run on rayon's pool.
 
 use std::mem::MaybeUninit;
@@ -12,6 +13,7 @@ use crate::element::Element;
 use crate::error::Result;
 use crate::layout::{Layout, broadcast_shapes, for_each_run};
 use crate::ops::simd;
+use crate::ops::transpose::row_major_if_transposed;
 use crate::tensor::Tensor;
 
 /// Elementwise ops with at least this many elements split across threads. Below it the cost of
@@ -62,6 +64,7 @@ fn build_chunks<T: Element>(
 
 /// Applies `f` to every element.
 pub(crate) fn map<T: Element>(input: &Tensor<T>, f: impl Fn(T) -> T + Sync + Send) -> Tensor<T> {
+    let input = &*row_major_if_transposed(input);
     let n = input.len();
     if let Some(src) = input.as_slice() {
         let data = build_chunks(n, |chunk, start| {
@@ -104,6 +107,7 @@ pub(crate) fn zip<T: Element>(
     b: &Tensor<T>,
     f: impl Fn(T, T) -> T + Sync + Send,
 ) -> Result<Tensor<T>> {
+    let (a, b) = (&*row_major_if_transposed(a), &*row_major_if_transposed(b));
     if a.shape() == b.shape()
         && let (Some(x), Some(y)) = (a.as_slice(), b.as_slice())
     {
@@ -154,6 +158,11 @@ pub(crate) fn zip3<T: Element>(
     c: &Tensor<T>,
     f: impl Fn(T, T, T) -> T + Sync + Send,
 ) -> Result<Tensor<T>> {
+    let (a, b, c) = (
+        &*row_major_if_transposed(a),
+        &*row_major_if_transposed(b),
+        &*row_major_if_transposed(c),
+    );
     let shape = broadcast_shapes(op, &broadcast_shapes(op, a.shape(), b.shape())?, c.shape())?;
     let layouts: [Layout; 3] = [
         a.layout.broadcast_to(op, &shape)?,

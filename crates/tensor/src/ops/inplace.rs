@@ -1,12 +1,14 @@
 //! In-place updates. Storage is shared between clones and views, so every write first makes the
 //! storage unique (copy-on-write): writing through one tensor never changes another.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
 use crate::layout::{Layout, for_each_run};
 use crate::ops::simd;
+use crate::ops::transpose::row_major_if_transposed;
 use crate::tensor::Tensor;
 
 /// Copies `src` (any layout) into `dst` viewed through `dst_layout` (same shape, no overlap).
@@ -59,6 +61,11 @@ impl<T: Element> Tensor<T> {
         other: &Self,
         f: impl Fn(T, T) -> T,
     ) -> Result<()> {
+        let other = if self.is_contiguous() {
+            row_major_if_transposed(other)
+        } else {
+            Cow::Borrowed(other)
+        };
         let other_layout = other.layout.broadcast_to(op, self.shape()).map_err(|_| {
             TensorError::new(
                 op,
@@ -212,6 +219,11 @@ impl<T: Element> Tensor<T> {
                 ),
             ));
         }
+        let src = if self.is_contiguous() {
+            row_major_if_transposed(src)
+        } else {
+            Cow::Borrowed(src)
+        };
         let (dst, layout) = self.unique_storage("narrow_add_assign")?;
         let block = layout.narrow(d, start, src.shape()[d]);
         let source = &src.storage[..];

@@ -48,6 +48,18 @@ impl<T: Element> Tensor<T> {
         let mut shape = first.shape_vec();
         shape[d] = total;
         let out_layout = Layout::contiguous(&shape);
+        if first.shape()[..d].iter().all(|&size| size == 1) {
+            // Nothing before `dim` but ones: the result is each tensor's elements in row-major
+            // order, one after the other, appended without first zero-filling the output.
+            let mut out = Vec::with_capacity(out_layout.len());
+            for t in tensors {
+                match t.as_slice() {
+                    Some(elements) => out.extend_from_slice(elements),
+                    None => out.extend(t.to_vec()),
+                }
+            }
+            return Ok(Self::from_contiguous(out, &shape));
+        }
         let mut out = vec![T::zero(); out_layout.len()];
         let mut start = 0;
         for t in tensors {

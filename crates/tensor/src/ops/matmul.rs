@@ -113,27 +113,30 @@ fn gemm_column_major<T: Element>(
     k: usize,
     n: usize,
 ) -> Tensor<T> {
-    let mut out = vec![T::zero(); m * n];
-    if k > 0 {
-        let (sa, sb) = (matrix_strides(&a.layout), matrix_strides(&b.layout));
-        // SAFETY: `a` and `b` are matrices whose layouts lie inside their storages (a `Tensor`
-        // invariant); `out` holds exactly m·n elements addressed as column-major (strides
-        // [1, m]) and is a fresh buffer, overlapping neither input.
-        unsafe {
-            T::gemm(
-                m,
-                k,
-                n,
-                T::one(),
-                a.storage.as_ptr().add(a.layout.offset()),
-                sa,
-                b.storage.as_ptr().add(b.layout.offset()),
-                sb,
-                T::zero(),
-                out.as_mut_ptr(),
-                [1, m as isize],
-            );
-        }
+    if k == 0 {
+        return Tensor::zeros(&[m, n]);
+    }
+    let mut out = Vec::with_capacity(m * n);
+    let (sa, sb) = (matrix_strides(&a.layout), matrix_strides(&b.layout));
+    // SAFETY: `a` and `b` are matrices whose layouts lie inside their storages (a `Tensor`
+    // invariant); `out` has room for exactly m·n elements addressed as column-major (strides
+    // [1, m]) and is a fresh buffer, overlapping neither input. With beta zero the kernel writes
+    // every element of C and reads none (`Element::gemm`), so all m·n are initialized after it.
+    unsafe {
+        T::gemm(
+            m,
+            k,
+            n,
+            T::one(),
+            a.storage.as_ptr().add(a.layout.offset()),
+            sa,
+            b.storage.as_ptr().add(b.layout.offset()),
+            sb,
+            T::zero(),
+            out.as_mut_ptr(),
+            [1, m as isize],
+        );
+        out.set_len(m * n);
     }
     // Returned as the transposed view it is: copying it back to row-major cost more than it
     // saved (small LSTM step 24 against 15 ms), while the ops that consume it (the bias add
@@ -151,10 +154,11 @@ fn gemm_batched<T: Element>(
     n: usize,
 ) -> Vec<T> {
     let batch_count: usize = batch.iter().product();
-    let mut out = vec![T::zero(); batch_count * m * n];
-    if m == 0 || n == 0 || k == 0 {
-        return out;
+    let len = batch_count * m * n;
+    if len == 0 || k == 0 {
+        return vec![T::zero(); len];
     }
+    let mut out = Vec::with_capacity(len);
     let batched_layout = |t: &Tensor<T>| {
         let rank = t.rank();
         let mut shape: SmallVec<[usize; 4]> = batch.into();
@@ -175,11 +179,15 @@ fn gemm_batched<T: Element>(
         batch_count,
         |[oa, ob], len, [ta, tb]| offsets.extend((0..len).map(|i| (oa + i * ta, ob + i * tb))),
     );
-    for (entry, (oa, ob)) in out.chunks_exact_mut(m * n).zip(offsets) {
+    for (entry, (oa, ob)) in out.spare_capacity_mut()[..len]
+        .chunks_exact_mut(m * n)
+        .zip(offsets)
+    {
         // SAFETY: `la` and `lb` are broadcasts of layouts that lie inside their storages
         // (a `Tensor` invariant), so every element `oa + i·sa[0] + j·sa[1]` for i < m, j < k
         // (and likewise for b with k × n) is in bounds. `entry` is a distinct, exclusively
-        // borrowed m × n row-major block, so it overlaps neither input.
+        // borrowed m × n row-major block, so it overlaps neither input; with beta zero the
+        // kernel only writes it (`Element::gemm`).
         unsafe {
             T::gemm(
                 m,
@@ -191,10 +199,13 @@ fn gemm_batched<T: Element>(
                 b.storage.as_ptr().add(ob),
                 sb,
                 T::zero(),
-                entry.as_mut_ptr(),
+                entry.as_mut_ptr().cast::<T>(),
                 [n as isize, 1],
             );
         }
     }
+    // SAFETY: the batch entries partition the first `len` slots, and each GEMM above wrote all
+    // m·n elements of its entry.
+    unsafe { out.set_len(len) };
     out
 }

@@ -9,4 +9,5 @@ mod math;
 mod matmul;
 mod reduce;
 mod simd;
+pub(crate) mod transpose;
 mod view;

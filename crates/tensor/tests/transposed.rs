@@ -1,0 +1,148 @@
+//! Transposed matrices (columns contiguous) as operands: copied row-major by the tiled transpose
+//! (16 × 16 register tiles for `f32` on AVX-512, a portable loop for the edges and for `f64`)
+//! before elementwise kernels, in-place updates and `cat` read them. Sizes reach past several
+//! whole tiles so both the tiles and the edges are exercised.
+
+mod common;
+
+use common::{Dense, config, randn};
+use proptest::prelude::*;
+use tapeloop_tensor::{Element, Tensor};
+
+/// `values` ([rows, cols]) as a transposed view: stored as [cols, pad_before + rows + pad_after]
+/// with junk in the padding, narrowed, then transposed (strides [1, rows + padding]).
+fn transposed_view<T: Element>(values: &Dense, pad_before: usize, pad_after: usize) -> Tensor<T> {
+    let (rows, cols) = (values.shape[0], values.shape[1]);
+    let stored = Dense::from_fn(&[cols, pad_before + rows + pad_after], |index| {
+        let (j, p) = (index[0], index[1]);
+        if p < pad_before || p >= pad_before + rows {
+            1.0e6 + (j * 1000 + p) as f64 // junk that must never be read
+        } else {
+            values.at(&[p - pad_before, j])
+        }
+    });
+    let view = stored
+        .tensor::<T>()
+        .narrow(1, pad_before, rows)
+        .transpose(0, 1);
+    assert_eq!(view.strides(), &[1, pad_before + rows + pad_after]);
+    view
+}
+
+fn as_f64<T: Element>(t: &Tensor<T>) -> Vec<f64> {
+    t.to_vec().iter().map(|x| x.to_f64_lossy()).collect()
+}
+
+/// The reference values rounded through `T`, so that `T` arithmetic on them is exact to compare.
+fn rounded<T: Element>(values: &Dense) -> Vec<f64> {
+    as_f64(&values.tensor::<T>())
+}
+
+fn check_transposed_operands<T: Element>(rows: usize, cols: usize, pad: (usize, usize), seed: u64) {
+    let values = randn(&[rows, cols], seed);
+    let other = randn(&[rows, cols], seed + 1);
+    let view = transposed_view::<T>(&values, pad.0, pad.1);
+    let want = rounded::<T>(&values);
+    let other_t = other.tensor::<T>();
+    let other_v = as_f64(&other_t);
+
+    assert_eq!(
+        as_f64(&view),
+        want,
+        "to_vec of a [{rows}, {cols}] transposed view"
+    );
+    assert_eq!(as_f64(&view.contiguous()), want, "contiguous()");
+
+    let sum = &other_t + &view;
+    let sum_want: Vec<f64> = other_v
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (T::from_f64_lossy(*a) + T::from_f64_lossy(*b)).to_f64_lossy())
+        .collect();
+    assert_eq!(as_f64(&sum), sum_want, "row-major + transposed");
+    let sum_swapped = &view + &other_t;
+    assert_eq!(as_f64(&sum_swapped), sum_want, "transposed + row-major");
+
+    let tanh_want: Vec<f64> = want
+        .iter()
+        .map(|x| as_f64(&Tensor::<T>::scalar(T::from_f64_lossy(*x)).tanh())[0])
+        .collect();
+    assert_eq!(as_f64(&view.tanh()), tanh_want, "tanh of a transposed view");
+
+    let mut accumulated = other_t.clone();
+    accumulated.add_assign(&view);
+    assert_eq!(
+        as_f64(&accumulated),
+        sum_want,
+        "add_assign of a transposed view"
+    );
+
+    let mut wide = Tensor::<T>::zeros(&[rows, cols + 3]);
+    wide.narrow_add_assign(1, 2, &view);
+    for i in 0..rows {
+        for j in 0..cols + 3 {
+            let expected = if (2..cols + 2).contains(&j) {
+                want[i * cols + j - 2]
+            } else {
+                0.0
+            };
+            assert_eq!(
+                wide.get(&[i, j]).to_f64_lossy(),
+                expected,
+                "narrow_add_assign ({i}, {j})"
+            );
+        }
+    }
+
+    let stacked = Tensor::cat(&[&other_t, &view, &other_t], 0);
+    let mut stacked_want = other_v.clone();
+    stacked_want.extend(&want);
+    stacked_want.extend(&other_v);
+    assert_eq!(as_f64(&stacked), stacked_want, "cat along dimension 0");
+}
+
+#[test]
+fn whole_tiles_and_edges_of_f32_and_f64() {
+    // (80, 1000) is above the parallel threshold: row strips on two threads.
+    for &(rows, cols) in &[
+        (16, 16),
+        (32, 512),
+        (17, 33),
+        (64, 48),
+        (2, 40),
+        (40, 2),
+        (5, 3),
+        (80, 1000),
+    ] {
+        check_transposed_operands::<f32>(rows, cols, (0, 0), 1);
+        check_transposed_operands::<f32>(rows, cols, (3, 5), 2);
+        check_transposed_operands::<f64>(rows, cols, (1, 2), 3);
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn transposed_operands_match_their_values(
+        rows in 1usize..70,
+        cols in 1usize..70,
+        pad_before in 0usize..3,
+        pad_after in 0usize..20,
+        seed in 0u64..1000,
+    ) {
+        check_transposed_operands::<f32>(rows, cols, (pad_before, pad_after), seed);
+        check_transposed_operands::<f64>(rows, cols, (pad_before, pad_after), seed);
+    }
+}
+
+#[test]
+fn products_with_an_empty_inner_dimension_are_zero_in_both_output_layouts() {
+    let a = Tensor::<f32>::ones(&[3, 0]);
+    // A column-major right operand picks the column-major output path...
+    let b_columns = Tensor::<f32>::ones(&[5, 0]).t();
+    assert_eq!(a.matmul(&b_columns).to_vec(), vec![0.0; 15]);
+    // ...a row-major one the batched row-major path.
+    let b_rows = Tensor::<f32>::ones(&[0, 5]);
+    assert_eq!(a.matmul(&b_rows).to_vec(), vec![0.0; 15]);
+}
