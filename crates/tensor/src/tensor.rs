@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
 use crate::layout::{Layout, Shape, for_each_run, normalize_dim};
-use crate::ops::transpose::transpose_into;
+use crate::ops::transpose::{ColumnMajor, transpose_into};
 
 /// An n-dimensional array of `f32` or `f64` on the CPU.
 ///
@@ -318,14 +318,14 @@ fn transposed_to_vec<T: Element>(
     column_stride: usize,
 ) -> Vec<T> {
     let mut out = Vec::with_capacity(rows * cols);
-    transpose_into(
+    let matrix = ColumnMajor {
         storage,
         offset,
         rows,
         cols,
         column_stride,
-        &mut out.spare_capacity_mut()[..rows * cols],
-    );
+    };
+    transpose_into(matrix, &mut out.spare_capacity_mut()[..rows * cols]);
     // SAFETY: `transpose_into` wrote all rows·cols slots (it writes every (i, j) once).
     unsafe { out.set_len(rows * cols) };
     out

@@ -12,25 +12,63 @@ use crate::element::Element;
 use crate::ops::elementwise::PARALLEL_THRESHOLD;
 use crate::tensor::Tensor;
 
-/// Writes the `rows × cols` matrix whose element `(i, j)` is `src[offset + i + j·column_stride]`
-/// into `dst` in row-major order (`dst[i·cols + j]`). Large matrices are split into row strips
-/// that run on rayon's threads.
+/// A column-major `rows × cols` matrix inside a storage: element `(i, j)` is
+/// `storage[offset + i + j·column_stride]`.
+#[derive(Clone, Copy)]
+pub(crate) struct ColumnMajor<'a, T> {
+    pub storage: &'a [T],
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub column_stride: usize,
+}
+
+impl<'a, T> ColumnMajor<'a, T> {
+    /// Rows `start..start + count` of the matrix.
+    fn rows(self, start: usize, count: usize) -> Self {
+        Self {
+            offset: self.offset + start,
+            rows: count,
+            ..self
+        }
+    }
+
+    /// The same matrix over another storage (the same elements seen as their concrete type).
+    fn over<U>(self, storage: &[U]) -> ColumnMajor<'_, U> {
+        ColumnMajor {
+            storage,
+            offset: self.offset,
+            rows: self.rows,
+            cols: self.cols,
+            column_stride: self.column_stride,
+        }
+    }
+
+    /// The storage slice holding column `j`'s rows `rows`.
+    fn column(&self, j: usize, rows: std::ops::Range<usize>) -> &'a [T] {
+        &self.storage[self.offset + j * self.column_stride..][rows]
+    }
+}
+
+/// Writes `matrix` into `dst` in row-major order (`dst[i·cols + j]`). Large matrices are split
+/// into row strips that run on rayon's threads.
 ///
-/// Panics when `dst` does not hold exactly `rows·cols` slots or the matrix does not fit in `src`.
-pub(crate) fn transpose_into<T: Element>(
-    src: &[T],
-    offset: usize,
-    rows: usize,
-    cols: usize,
-    column_stride: usize,
-    dst: &mut [MaybeUninit<T>],
-) {
+/// Panics when `dst` does not hold exactly `rows·cols` slots or the matrix does not fit in its
+/// storage.
+pub(crate) fn transpose_into<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [MaybeUninit<T>]) {
+    let ColumnMajor {
+        storage,
+        offset,
+        rows,
+        cols,
+        column_stride,
+    } = matrix;
     assert_eq!(dst.len(), rows * cols, "transpose: wrong destination size");
     if rows == 0 || cols == 0 {
         return;
     }
     assert!(
-        column_stride >= rows && offset + (cols - 1) * column_stride + rows <= src.len(),
+        column_stride >= rows && offset + (cols - 1) * column_stride + rows <= storage.len(),
         "transpose: the matrix does not fit in its storage"
     );
     if rows * cols >= PARALLEL_THRESHOLD && rows >= 32 {
@@ -38,17 +76,8 @@ pub(crate) fn transpose_into<T: Element>(
         let split = (rows / 2).next_multiple_of(16);
         let (top, bottom) = dst.split_at_mut(split * cols);
         rayon::join(
-            || transpose_into(src, offset, split, cols, column_stride, top),
-            || {
-                transpose_into(
-                    src,
-                    offset + split,
-                    rows - split,
-                    cols,
-                    column_stride,
-                    bottom,
-                )
-            },
+            || transpose_into(matrix.rows(0, split), top),
+            || transpose_into(matrix.rows(split, rows - split), bottom),
         );
         return;
     }
@@ -58,33 +87,30 @@ pub(crate) fn transpose_into<T: Element>(
     {
         // SAFETY: `T` is `f32` (same `TypeId`), so both slices have exactly the layout of the
         // `f32` slices they are cast to.
-        let (src, dst) = unsafe {
+        let (storage, dst) = unsafe {
             (
-                &*(src as *const [T] as *const [f32]),
+                &*(storage as *const [T] as *const [f32]),
                 &mut *(dst as *mut [MaybeUninit<T>] as *mut [MaybeUninit<f32>]),
             )
         };
+        let matrix = matrix.over(storage);
         // SAFETY: the CPU has AVX-512F (checked above); the bounds were asserted above.
-        unsafe { avx512::transpose_f32(src, offset, rows, cols, column_stride, dst) };
+        unsafe { avx512::transpose_f32(matrix, dst) };
         return;
     }
-    transpose_tiled(src, offset, rows, cols, column_stride, dst, 0, 0);
+    transpose_tiled(matrix, dst, 0, 0);
 }
 
 /// The portable tiled copy, for the elements with row `≥ from_row` or column `≥ from_col`
 /// (the rest is the AVX-512 kernel's, when it runs).
-#[allow(clippy::too_many_arguments)]
 fn transpose_tiled<T: Copy>(
-    src: &[T],
-    offset: usize,
-    rows: usize,
-    cols: usize,
-    column_stride: usize,
+    matrix: ColumnMajor<'_, T>,
     dst: &mut [MaybeUninit<T>],
     from_row: usize,
     from_col: usize,
 ) {
     const TILE: usize = 8;
+    let (rows, cols) = (matrix.rows, matrix.cols);
     for row_start in (0..rows).step_by(TILE) {
         let row_end = (row_start + TILE).min(rows);
         for col_start in (0..cols).step_by(TILE) {
@@ -93,7 +119,7 @@ fn transpose_tiled<T: Copy>(
                 continue;
             }
             for j in col_start..col_end {
-                let column = &src[offset + j * column_stride..][row_start..row_end];
+                let column = matrix.column(j, row_start..row_end);
                 for (i, &value) in (row_start..row_end).zip(column) {
                     if i >= from_row || j >= from_col {
                         dst[i * cols + j].write(value);
@@ -122,6 +148,8 @@ pub(crate) fn row_major_if_transposed<T: Element>(tensor: &Tensor<T>) -> Cow<'_,
 mod avx512 {
     use std::arch::x86_64::*;
     use std::mem::MaybeUninit;
+
+    use super::ColumnMajor;
 
     /// Transposes the 16 × 16 block whose column `k` is the 16 floats at `src + k·src_stride`
     /// into 16 rows at `dst + k·dst_stride`.
@@ -179,42 +207,28 @@ mod avx512 {
     /// portable loop.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; `dst` has `rows·cols` slots and the matrix lies inside `src` (both
-    /// asserted by the caller).
+    /// The CPU has AVX-512F; `dst` has `rows·cols` slots and the matrix lies inside its storage
+    /// (both asserted by the caller).
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transpose_f32(
-        src: &[f32],
-        offset: usize,
-        rows: usize,
-        cols: usize,
-        column_stride: usize,
-        dst: &mut [MaybeUninit<f32>],
-    ) {
+    pub(super) unsafe fn transpose_f32(matrix: ColumnMajor<'_, f32>, dst: &mut [MaybeUninit<f32>]) {
+        let (rows, cols, stride) = (matrix.rows, matrix.cols, matrix.column_stride);
         let (full_rows, full_cols) = (rows / 16 * 16, cols / 16 * 16);
         let out = dst.as_mut_ptr().cast::<f32>();
         for col in (0..full_cols).step_by(16) {
             for row in (0..full_rows).step_by(16) {
                 // SAFETY: row + 16 ≤ rows and col + 16 ≤ cols, so the tile's source columns
-                // lie inside the matrix (inside `src`) and its destination rows inside `dst`.
+                // lie inside the matrix (inside its storage) and its destination rows inside
+                // `dst`.
                 unsafe {
                     tile_16x16(
-                        src.as_ptr().add(offset + col * column_stride + row),
-                        column_stride,
+                        matrix.column(col, row..row + 16).as_ptr(),
+                        stride,
                         out.add(row * cols + col),
                         cols,
                     )
                 };
             }
         }
-        super::transpose_tiled(
-            src,
-            offset,
-            rows,
-            cols,
-            column_stride,
-            dst,
-            full_rows,
-            full_cols,
-        );
+        super::transpose_tiled(matrix, dst, full_rows, full_cols);
     }
 }
