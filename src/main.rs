@@ -41,19 +41,23 @@ enum Command {
 /// tens of megabytes of activations and gradients again: 12–15% of a medium LSTM step in
 /// `perf`. Raising both thresholds lets the next step reuse the pages. The threshold cannot be
 /// raised past 32 MiB, and a medium LSTM's input projection and its gradient are 52 MB each,
-/// so `mmap` is switched off altogether: that removed 51,000 of the 51,200 page faults per
-/// iteration and 10% of the step (medium LSTM, 520 → 466 ms, medians of 5 interleaved runs).
-/// The peak resident size is unchanged (the step needed those pages anyway); what changes is
-/// that the process keeps them between steps. A program using the library sets the same with
-/// the environment variables `MALLOC_MMAP_MAX_`, `MALLOC_MMAP_THRESHOLD_` and
-/// `MALLOC_TRIM_THRESHOLD_`.
+/// so `mmap` is switched off altogether: page faults over 6 iterations went 363,442 → 92,389
+/// (what the first iteration needs) and the step 10% faster (medium LSTM, 520 → 466 ms,
+/// medians of 5 interleaved runs). One limit remains: the command runs on a rayon worker, whose
+/// glibc arena grows in heaps of at most 64 MiB, and glibc still maps a single buffer larger
+/// than that directly (a 262 MB input projection at T=500, B=64, H=512 does). The peak resident
+/// size is unchanged (the step needed those pages anyway); what changes is that the process
+/// keeps them between steps. A program using the library sets the same with the environment
+/// variables `MALLOC_MMAP_MAX_`, `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_`.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // glibc's largest accepted mmap threshold on 64-bit targets (HEAP_MAX_SIZE / 2).
         const MMAP_THRESHOLD: libc::c_int = 32 << 20;
         // SAFETY: `mallopt` only changes allocator parameters; it is called before any other
-        // thread exists, and both values are in the ranges glibc documents.
+        // thread exists, and all three values are in the ranges glibc documents. Its result
+        // (0 when glibc refuses a value) is ignored: these are speed settings, and a refused one
+        // leaves glibc's default in place.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
             libc::mallopt(libc::M_MMAP_MAX, 0);

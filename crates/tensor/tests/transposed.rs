@@ -94,6 +94,51 @@ fn check_transposed_operands<T: Element>(rows: usize, cols: usize, pad: (usize, 
         }
     }
 
+    let difference = &other_t - &view;
+    let difference_want: Vec<f64> = other_v
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (T::from_f64_lossy(*a) - T::from_f64_lossy(*b)).to_f64_lossy())
+        .collect();
+    assert_eq!(
+        as_f64(&difference),
+        difference_want,
+        "row-major − transposed"
+    );
+
+    // where(mask, view, other): the transposed operand in the middle of a ternary kernel.
+    let mask = Tensor::<T>::from_vec(
+        (0..rows * cols)
+            .map(|n| T::from_f64_lossy((n % 3 == 0) as u8 as f64))
+            .collect(),
+        &[rows, cols],
+    );
+    let chosen_want: Vec<f64> = (0..rows * cols)
+        .map(|n| if n % 3 == 0 { want[n] } else { other_v[n] })
+        .collect();
+    assert_eq!(
+        as_f64(&mask.where_cond(&view, &other_t)),
+        chosen_want,
+        "where"
+    );
+
+    // A batch of row-major matrices plus one transposed matrix broadcast over it.
+    let batch = Tensor::<T>::from_vec(
+        other_v
+            .iter()
+            .chain(&other_v)
+            .map(|x| T::from_f64_lossy(*x))
+            .collect(),
+        &[2, rows, cols],
+    );
+    let mut batch_want = sum_want.clone();
+    batch_want.extend(&sum_want);
+    assert_eq!(
+        as_f64(&(&batch + &view)),
+        batch_want,
+        "[2, r, c] + transposed [r, c]"
+    );
+
     let stacked = Tensor::cat(&[&other_t, &view, &other_t], 0);
     let mut stacked_want = other_v.clone();
     stacked_want.extend(&want);
@@ -103,7 +148,8 @@ fn check_transposed_operands<T: Element>(rows: usize, cols: usize, pad: (usize, 
 
 #[test]
 fn whole_tiles_and_edges_of_f32_and_f64() {
-    // (80, 1000) is above the parallel threshold: row strips on two threads.
+    // (80, 1000) and (81, 1000) are above the parallel threshold: row strips on two threads,
+    // the last strip not a whole number of 16-row tiles in the second.
     for &(rows, cols) in &[
         (16, 16),
         (32, 512),
@@ -113,6 +159,7 @@ fn whole_tiles_and_edges_of_f32_and_f64() {
         (40, 2),
         (5, 3),
         (80, 1000),
+        (81, 1000),
     ] {
         check_transposed_operands::<f32>(rows, cols, (0, 0), 1);
         check_transposed_operands::<f32>(rows, cols, (3, 5), 2);
@@ -141,8 +188,32 @@ fn products_with_an_empty_inner_dimension_are_zero_in_both_output_layouts() {
     let a = Tensor::<f32>::ones(&[3, 0]);
     // A column-major right operand picks the column-major output path...
     let b_columns = Tensor::<f32>::ones(&[5, 0]).t();
-    assert_eq!(a.matmul(&b_columns).to_vec(), vec![0.0; 15]);
+    let product = a.matmul(&b_columns);
+    assert_eq!(product.to_vec(), vec![0.0; 15]);
+    assert_eq!(product.strides(), &[1, 3]);
     // ...a row-major one the batched row-major path.
     let b_rows = Tensor::<f32>::ones(&[0, 5]);
-    assert_eq!(a.matmul(&b_rows).to_vec(), vec![0.0; 15]);
+    let product = a.matmul(&b_rows);
+    assert_eq!(product.to_vec(), vec![0.0; 15]);
+    assert_eq!(product.strides(), &[5, 1]);
+}
+
+#[test]
+fn in_place_updates_with_transposed_operands_keep_their_errors_and_layouts() {
+    let values = randn(&[20, 18], 7);
+    let view = transposed_view::<f32>(&values, 1, 2);
+    // A shape that does not fit is refused before any copy, with the usual message.
+    let mut small = Tensor::<f32>::zeros(&[3, 4]);
+    let err = small
+        .try_zip_assign("add_assign", &view, |x, y| x + y)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "add_assign: cannot apply add_assign in place: [20, 18] does not broadcast to [3, 4]"
+    );
+    // A transposed destination is written through its own strides.
+    let mut target = Tensor::<f32>::zeros(&[18, 20]).t();
+    target.add_assign(&view);
+    assert_eq!(target.strides(), &[1, 20]);
+    assert_eq!(as_f64(&target), rounded::<f32>(&values));
 }

@@ -16,8 +16,9 @@ use crate::ops::simd;
 use crate::ops::transpose::row_major_if_transposed;
 use crate::tensor::Tensor;
 
-/// Elementwise ops with at least this many elements split across threads. Below it the cost of
-/// waking the pool exceeds the work (measured in `benches/tensor.rs`). At 2¹⁵ a medium LSTM's
+/// Elementwise ops (and the copy of a transposed operand) with at least this many elements split
+/// across threads. Below it the cost of waking the pool exceeds the work (measured in
+/// `benches/tensor.rs`). At 2¹⁵ a medium LSTM's
 /// [64, 512] gate and state ops run on both cores: its training step took 379 against 440 ms
 /// with 2¹⁶ (medians of 4 interleaved runs; GRU 323 against 341).
 pub const PARALLEL_THRESHOLD: usize = 1 << 15;

@@ -61,12 +61,7 @@ impl<T: Element> Tensor<T> {
         other: &Self,
         f: impl Fn(T, T) -> T,
     ) -> Result<()> {
-        let other = if self.is_contiguous() {
-            row_major_if_transposed(other)
-        } else {
-            Cow::Borrowed(other)
-        };
-        let other_layout = other.layout.broadcast_to(op, self.shape()).map_err(|_| {
+        other.layout.broadcast_to(op, self.shape()).map_err(|_| {
             TensorError::new(
                 op,
                 format!(
@@ -77,6 +72,15 @@ impl<T: Element> Tensor<T> {
                 ),
             )
         })?;
+        let other = if self.is_contiguous() {
+            row_major_if_transposed(other)
+        } else {
+            Cow::Borrowed(other)
+        };
+        let other_layout = other
+            .layout
+            .broadcast_to(op, self.shape())
+            .expect("checked above; a row-major copy has the same shape");
         let other_storage = other.storage.clone();
         let (dst, layout) = self.unique_storage(op)?;
         for_each_run(

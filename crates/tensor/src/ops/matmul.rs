@@ -114,7 +114,7 @@ fn gemm_column_major<T: Element>(
     n: usize,
 ) -> Tensor<T> {
     if k == 0 {
-        return Tensor::zeros(&[m, n]);
+        return Tensor::zeros(&[n, m]).t();
     }
     let mut out = Vec::with_capacity(m * n);
     let (sa, sb) = (matrix_strides(&a.layout), matrix_strides(&b.layout));
@@ -178,6 +178,12 @@ fn gemm_batched<T: Element>(
         0,
         batch_count,
         |[oa, ob], len, [ta, tb]| offsets.extend((0..len).map(|i| (oa + i * ta, ob + i * tb))),
+    );
+    // `set_len` below relies on one GEMM per batch entry.
+    assert_eq!(
+        offsets.len(),
+        batch_count,
+        "matmul: one offset pair per batch entry"
     );
     for (entry, (oa, ob)) in out.spare_capacity_mut()[..len]
         .chunks_exact_mut(m * n)

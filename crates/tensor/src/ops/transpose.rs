@@ -67,12 +67,19 @@ pub(crate) fn transpose_into<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [
     if rows == 0 || cols == 0 {
         return;
     }
+    // Checked arithmetic: this bound is what keeps the AVX-512 kernel's unchecked loads inside
+    // the storage, so it must not wrap.
+    let end = (cols - 1)
+        .checked_mul(column_stride)
+        .and_then(|last_column| last_column.checked_add(offset))
+        .and_then(|start| start.checked_add(rows));
     assert!(
-        column_stride >= rows && offset + (cols - 1) * column_stride + rows <= storage.len(),
+        column_stride >= rows && end.is_some_and(|end| end <= storage.len()),
         "transpose: the matrix does not fit in its storage"
     );
     if rows * cols >= PARALLEL_THRESHOLD && rows >= 32 {
-        // Two strips of whole tiles, one per thread: row strips of the output are contiguous.
+        // Halves of whole 16-row tiles on rayon's threads, halved again while they are large:
+        // row strips of the output are contiguous, so the halves write disjoint slices.
         let split = (rows / 2).next_multiple_of(16);
         let (top, bottom) = dst.split_at_mut(split * cols);
         rayon::join(
@@ -81,6 +88,8 @@ pub(crate) fn transpose_into<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [
         );
         return;
     }
+    // The kernel exists for f32 only. Picking it by `TypeId` keeps a kernel-specific hook out of
+    // the public `Element` trait.
     #[cfg(target_arch = "x86_64")]
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
         && std::arch::is_x86_feature_detected!("avx512f")
@@ -213,15 +222,16 @@ mod avx512 {
     pub(super) unsafe fn transpose_f32(matrix: ColumnMajor<'_, f32>, dst: &mut [MaybeUninit<f32>]) {
         let (rows, cols, stride) = (matrix.rows, matrix.cols, matrix.column_stride);
         let (full_rows, full_cols) = (rows / 16 * 16, cols / 16 * 16);
-        let out = dst.as_mut_ptr().cast::<f32>();
+        let (storage, out) = (matrix.storage.as_ptr(), dst.as_mut_ptr().cast::<f32>());
         for col in (0..full_cols).step_by(16) {
             for row in (0..full_rows).step_by(16) {
                 // SAFETY: row + 16 ≤ rows and col + 16 ≤ cols, so the tile's source columns
-                // lie inside the matrix (inside its storage) and its destination rows inside
-                // `dst`.
+                // lie inside the matrix, which lies inside its storage (asserted by the caller;
+                // the pointer is derived from the whole storage, so it may reach all of them),
+                // and its destination rows inside `dst`.
                 unsafe {
                     tile_16x16(
-                        matrix.column(col, row..row + 16).as_ptr(),
+                        storage.add(matrix.offset + col * stride + row),
                         stride,
                         out.add(row * cols + col),
                         cols,
@@ -230,5 +240,46 @@ mod avx512 {
             }
         }
         super::transpose_tiled(matrix, dst, full_rows, full_cols);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX-512 path (when this CPU has it) and the portable loop agree element for element,
+    /// for sizes around whole tiles, with padding between columns and an offset.
+    #[test]
+    fn the_register_tiles_agree_with_the_portable_loop() {
+        for rows in [1, 15, 16, 17, 31, 32, 33, 48] {
+            for cols in [1, 15, 16, 17, 40] {
+                let column_stride = rows + 3;
+                let storage: Vec<f32> = (0..5 + cols * column_stride).map(|x| x as f32).collect();
+                let matrix = ColumnMajor {
+                    storage: &storage,
+                    offset: 5,
+                    rows,
+                    cols,
+                    column_stride,
+                };
+                let mut fast = vec![MaybeUninit::new(f32::NAN); rows * cols];
+                let mut plain = vec![MaybeUninit::new(f32::NAN); rows * cols];
+                transpose_into(matrix, &mut fast);
+                transpose_tiled(matrix, &mut plain, 0, 0);
+                for i in 0..rows {
+                    for j in 0..cols {
+                        // SAFETY: both buffers were initialized (with NaN) before the copies.
+                        let (f, p) = unsafe {
+                            (
+                                fast[i * cols + j].assume_init(),
+                                plain[i * cols + j].assume_init(),
+                            )
+                        };
+                        let want = storage[5 + i + j * column_stride];
+                        assert_eq!((f, p), (want, want), "[{rows}, {cols}] element ({i}, {j})");
+                    }
+                }
+            }
+        }
     }
 }
