@@ -29,11 +29,9 @@ pub fn input_projection_with_both_biases<T: Element>(
     bias_ih: Option<&Parameter<T>>,
     bias_hh: Option<&Parameter<T>>,
 ) -> Var<T> {
-    let product = x.matmul(&weight_ih.var().t());
     match (bias_ih, bias_hh) {
-        (Some(b_ih), Some(b_hh)) => &product + &(&b_ih.var() + &b_hh.var()),
-        (Some(bias), None) | (None, Some(bias)) => &product + &bias.var(),
-        (None, None) => product,
+        (Some(b_ih), Some(b_hh)) => &x.matmul(&weight_ih.var().t()) + &(&b_ih.var() + &b_hh.var()),
+        (bias, None) | (None, bias) => linear_projection(x, weight_ih, bias),
     }
 }
 

@@ -54,6 +54,16 @@ impl<T: Element> Tensor<T> {
         Ok((storage.as_mut_slice(), &self.layout))
     }
 
+    /// `src` as an in-place update into `self` reads it best: copied row-major when `self` is
+    /// row-major and `src` a transposed matrix (see `row_major_if_transposed`), else as it is.
+    fn readable_source<'a>(&self, src: &'a Self) -> Cow<'a, Self> {
+        if self.is_contiguous() {
+            row_major_if_transposed(src)
+        } else {
+            Cow::Borrowed(src)
+        }
+    }
+
     /// Applies `f(self_element, other_element)` in place, broadcasting `other` to `self`'s shape.
     pub fn try_zip_assign(
         &mut self,
@@ -72,11 +82,7 @@ impl<T: Element> Tensor<T> {
                 ),
             )
         })?;
-        let other = if self.is_contiguous() {
-            row_major_if_transposed(other)
-        } else {
-            Cow::Borrowed(other)
-        };
+        let other = self.readable_source(other);
         let other_layout = other
             .layout
             .broadcast_to(op, self.shape())
@@ -223,11 +229,7 @@ impl<T: Element> Tensor<T> {
                 ),
             ));
         }
-        let src = if self.is_contiguous() {
-            row_major_if_transposed(src)
-        } else {
-            Cow::Borrowed(src)
-        };
+        let src = self.readable_source(src);
         let (dst, layout) = self.unique_storage("narrow_add_assign")?;
         let block = layout.narrow(d, start, src.shape()[d]);
         let source = &src.storage[..];
