@@ -275,7 +275,7 @@ impl<T: Element> Var<T> {
             inputs: inputs.iter().map(|v| v.node.clone()).collect(),
             backward: RefCell::new(Some(backward)),
             saved_output: RefCell::new(save_output.then(|| value.clone())),
-            shape: value.shape().into(),
+            shape: SmallVec::from_slice(value.shape()),
             grad: RefCell::new(None),
             retains_grad: Cell::new(false),
             hooks: RefCell::new(Vec::new()),

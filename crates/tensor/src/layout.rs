@@ -15,11 +15,23 @@ pub type Shape = SmallVec<[usize; 4]>;
 pub type Strides = SmallVec<[usize; 4]>;
 
 /// Shape, strides (in elements) and offset of a tensor view.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Layout {
     shape: Shape,
     strides: Strides,
     offset: usize,
+}
+
+impl Clone for Layout {
+    /// Copies the dimensions as slices: `SmallVec`'s own `clone` pushes them one at a time,
+    /// and every tensor clone (several per recorded op) clones its layout.
+    fn clone(&self) -> Self {
+        Self {
+            shape: SmallVec::from_slice(&self.shape),
+            strides: SmallVec::from_slice(&self.strides),
+            offset: self.offset,
+        }
+    }
 }
 
 /// Row-major strides for a shape.

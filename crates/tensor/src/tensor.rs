@@ -296,7 +296,7 @@ impl<T: Element> Tensor<T> {
     }
 
     pub(crate) fn shape_vec(&self) -> Shape {
-        self.shape().into()
+        Shape::from_slice(self.shape())
     }
 }
 
