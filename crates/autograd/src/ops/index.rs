@@ -1,7 +1,7 @@
 //! Integer indexing: `gather` and `scatter_add` (each the other's gradient), and
 //! `index_select` / `embedding` built on them.
 
-use tensor::{Element, Indices, Tensor, TensorError};
+use tensor::{Element, Indices, Shape, Tensor, TensorError};
 
 use crate::node::Gradients;
 use crate::ops::panicking_forms;
@@ -24,7 +24,7 @@ impl<T: Element> Var<T> {
     #[track_caller]
     pub fn try_gather(&self, dim: isize, index: &Indices) -> Result<Var<T>, TensorError> {
         let value = self.value.try_gather(dim, index)?;
-        let (index, shape) = (index.clone(), self.shape().to_vec());
+        let (index, shape) = (index.clone(), Shape::from_slice(self.shape()));
         Ok(Var::record("gather", value, &[self], false, move |ctx| {
             let zeros = Var::constant(Tensor::zeros(&shape));
             Gradients::from_iter([Some(zeros.scatter_add(dim, &index, ctx.grad))])

@@ -1,7 +1,7 @@
 //! Reductions. The gradient of a reduced value is broadcast back over the reduced dimensions;
 //! for max and min it goes to the positions that attained it, split evenly among ties.
 
-use tensor::{Element, Tensor, TensorError};
+use tensor::{Element, Shape, Tensor, TensorError};
 
 use crate::node::Gradients;
 use crate::ops::panicking_forms;
@@ -38,7 +38,7 @@ impl<T: Element> Var<T> {
     #[track_caller]
     pub fn try_sum(&self, dims: &[isize], keepdim: bool) -> Result<Var<T>, TensorError> {
         let value = self.value.try_sum(dims, keepdim)?;
-        let shape = self.shape().to_vec();
+        let shape = Shape::from_slice(self.shape());
         let kept = keepdim_shape(&shape, dims);
         Ok(Var::record("sum", value, &[self], false, move |ctx| {
             Gradients::from_iter([Some(ctx.grad.reshape(&kept).broadcast_to(&shape))])

@@ -1,7 +1,7 @@
 //! Views and shape changes. Forward passes copy nothing (except `reshape` when the strides
 //! forbid a view); each backward rule is the inverse movement of the gradient.
 
-use tensor::{Element, Tensor, TensorError};
+use tensor::{Element, Shape, Tensor, TensorError};
 
 use crate::node::{Gradients, Shortcut, SliceOf};
 use crate::ops::panicking_forms;
@@ -105,7 +105,7 @@ impl<T: Element> Var<T> {
     pub fn try_narrow(&self, dim: isize, start: usize, len: usize) -> Result<Var<T>, TensorError> {
         let value = self.value.try_narrow(dim, start, len)?;
         let d = resolve("narrow", dim, self.rank())?;
-        let shape = self.shape().to_vec();
+        let shape = Shape::from_slice(self.shape());
         let slice = SliceOf {
             dim: d,
             start,
@@ -125,7 +125,7 @@ impl<T: Element> Var<T> {
     pub fn try_select(&self, dim: isize, index: usize) -> Result<Var<T>, TensorError> {
         let value = self.value.try_select(dim, index)?;
         let d = resolve("select", dim, self.rank())?;
-        let shape = self.shape().to_vec();
+        let shape = Shape::from_slice(self.shape());
         let slice = SliceOf {
             dim: d,
             start: index,
@@ -151,7 +151,7 @@ impl<T: Element> Var<T> {
     #[track_caller]
     pub fn try_reshape(&self, shape: &[usize]) -> Result<Var<T>, TensorError> {
         let value = self.value.try_reshape(shape)?;
-        let original = self.shape().to_vec();
+        let original = Shape::from_slice(self.shape());
         Ok(movement("reshape", self, value, move |g| {
             g.reshape(&original)
         }))
@@ -164,7 +164,7 @@ impl<T: Element> Var<T> {
             return Ok(self.clone());
         }
         let value = self.value.try_broadcast_to(shape)?;
-        let original = self.shape().to_vec();
+        let original = Shape::from_slice(self.shape());
         Ok(movement("broadcast_to", self, value, move |g| {
             g.sum_to_shape(&original)
         }))
@@ -177,7 +177,7 @@ impl<T: Element> Var<T> {
             return Ok(self.clone());
         }
         let value = self.value.try_sum_to_shape(shape)?;
-        let original = self.shape().to_vec();
+        let original = Shape::from_slice(self.shape());
         Ok(movement("sum_to_shape", self, value, move |g| {
             g.broadcast_to(&original)
         }))
@@ -187,7 +187,7 @@ impl<T: Element> Var<T> {
     #[track_caller]
     pub fn try_squeeze(&self, dim: isize) -> Result<Var<T>, TensorError> {
         let value = self.value.try_squeeze(dim)?;
-        let original = self.shape().to_vec();
+        let original = Shape::from_slice(self.shape());
         Ok(movement("squeeze", self, value, move |g| {
             g.reshape(&original)
         }))
@@ -197,7 +197,7 @@ impl<T: Element> Var<T> {
     #[track_caller]
     pub fn try_unsqueeze(&self, dim: isize) -> Result<Var<T>, TensorError> {
         let value = self.value.try_unsqueeze(dim)?;
-        let original = self.shape().to_vec();
+        let original = Shape::from_slice(self.shape());
         Ok(movement("unsqueeze", self, value, move |g| {
             g.reshape(&original)
         }))
