@@ -203,28 +203,43 @@ impl<T: Element> Var<T> {
         }))
     }
 
-    /// Splits along `dim` into views of `size` (the last may be smaller).
+    /// Splits along `dim` into views of `size` (the last may be smaller), as
+    /// [`Tensor::try_split`].
+    ///
+    /// The pieces are computed from the shape: building them as tensors first (to check
+    /// the arguments) tripled the views made, and `chunk` runs at every step of an LSTM.
     #[track_caller]
     pub fn try_split(&self, size: usize, dim: isize) -> Result<Vec<Var<T>>, TensorError> {
-        let pieces = self.value.try_split(size, dim)?;
         let d = resolve("split", dim, self.rank())?;
-        let mut start = 0;
-        Ok(pieces
-            .iter()
-            .map(|piece| {
-                let part = self.narrow(d as isize, start, piece.shape()[d]);
-                start += piece.shape()[d];
-                part
-            })
+        if size == 0 {
+            return Err(TensorError::new("split", "piece size must be positive"));
+        }
+        let total = self.shape()[d];
+        if total == 0 {
+            return Ok(vec![self.narrow(d as isize, 0, 0)]);
+        }
+        Ok((0..total)
+            .step_by(size)
+            .map(|start| self.narrow(d as isize, start, size.min(total - start)))
             .collect())
     }
 
-    /// Splits along `dim` into `chunks` views (PyTorch's sizes).
+    /// Splits along `dim` into `chunks` views (PyTorch's sizes), as [`Tensor::try_chunk`]:
+    /// an empty dimension gives `chunks` empty views.
     #[track_caller]
     pub fn try_chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Var<T>>, TensorError> {
-        self.value.try_chunk(chunks, dim)?;
         let d = resolve("chunk", dim, self.rank())?;
-        self.try_split(self.shape()[d].div_ceil(chunks).max(1), dim)
+        if chunks == 0 {
+            return Err(TensorError::new(
+                "chunk",
+                "number of chunks must be positive",
+            ));
+        }
+        let total = self.shape()[d];
+        if total == 0 {
+            return Ok((0..chunks).map(|_| self.narrow(d as isize, 0, 0)).collect());
+        }
+        self.try_split(total.div_ceil(chunks), d as isize)
     }
 
     /// All elements as one dimension.
