@@ -126,3 +126,38 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A size of 0 is refused while parsing, with the flag named, for every command that
+    /// builds a layer (before, `bench --hidden 0` and `train --layers 0` panicked and
+    /// `train --batch 0` trained on nothing).
+    #[test]
+    fn zero_sizes_are_refused_naming_the_flag() {
+        for (command, flag) in [
+            ("bench", "--hidden"),
+            ("bench", "--seq-len"),
+            ("bench", "--layers"),
+            ("train", "--batch"),
+            ("train", "--hidden"),
+            ("gradcheck", "--input"),
+            ("flow", "--samples"),
+        ] {
+            let error = Cli::try_parse_from(["tapeloop", command, flag, "0"]).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.contains(flag) && message.contains("must be at least 1"),
+                "{command} {flag} 0: {message}"
+            );
+        }
+        assert!(Cli::try_parse_from(["tapeloop", "bench", "--hidden", "1"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["tapeloop", "train", "--batch", "x"])
+                .unwrap_err()
+                .to_string()
+                .contains("invalid digit")
+        );
+    }
+}

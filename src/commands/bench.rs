@@ -19,19 +19,19 @@ pub struct BenchArgs {
     #[arg(long, default_value = "lstm")]
     pub cell: CellKind,
     /// Steps per sequence.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = super::positive)]
     pub seq_len: usize,
     /// Sequences per batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::positive)]
     pub batch: usize,
     /// Input features.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = super::positive)]
     pub input: usize,
     /// Hidden units.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = super::positive)]
     pub hidden: usize,
     /// Stacked layers.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::positive)]
     pub layers: usize,
     /// Time an LSTM written as a user-defined cell from public ops instead of the built-in one.
     #[arg(long)]
@@ -40,7 +40,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
     /// Timed iterations.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = super::positive)]
     pub iterations: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]

@@ -24,13 +24,13 @@ pub struct FlowArgs {
     #[arg(long, value_delimiter = ',', default_value = "rnn,lstm,gru")]
     pub cells: Vec<CellKind>,
     /// Sequence length T.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::positive)]
     pub seq_len: usize,
     /// Sequences per batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::positive)]
     pub batch: usize,
     /// Hidden units.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = super::positive)]
     pub hidden: usize,
     /// Multiply every recurrent weight matrix by this (small: vanishing; large: exploding).
     #[arg(long, default_value_t = 1.0)]
@@ -39,7 +39,7 @@ pub struct FlowArgs {
     #[arg(long)]
     pub forget_bias: Option<f32>,
     /// Batches of random sequences to average over.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = super::positive)]
     pub samples: usize,
     /// Seed for weights and data.
     #[arg(long, default_value_t = 0)]

@@ -14,25 +14,25 @@ pub struct GradcheckArgs {
     #[arg(long, default_value = "lstm")]
     pub cell: CellKind,
     /// Stacked layers.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::positive)]
     pub layers: usize,
     /// Add the reverse direction.
     #[arg(long)]
     pub bidirectional: bool,
     /// Input features.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::positive)]
     pub input: usize,
     /// Hidden units.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = super::positive)]
     pub hidden: usize,
     /// LSTM projection size (0: none).
     #[arg(long, default_value_t = 0)]
     pub proj: usize,
     /// Steps per sequence.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::positive)]
     pub seq_len: usize,
     /// Sequences per batch.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = super::positive)]
     pub batch: usize,
     /// Give the sequences different lengths (the first full, the others shorter).
     #[arg(long)]

@@ -32,16 +32,16 @@ pub struct TaskArgs {
     #[arg(long, value_enum, default_value = "adding")]
     pub task: TaskName,
     /// Sequence length (the lag T for adding and copy) [adding, copy: 100; text: 50].
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     pub seq_len: Option<usize>,
     /// Hidden units [adding, copy, text: 128; reber: 16].
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     pub hidden: Option<usize>,
     /// Stacked layers [text: 2; others: 1].
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     pub layers: Option<usize>,
     /// Sequences per step [reber: 16; others: 50].
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     pub batch: Option<usize>,
     /// Learning rate [adding, reber: 1e-2; copy: 1e-3; text: 2e-3].
     #[arg(long)]
@@ -68,7 +68,7 @@ pub struct TaskArgs {
     #[arg(long)]
     pub text: Option<PathBuf>,
     /// LSTM forget-gate bias at initialization (PyTorch's default init when absent).
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive, value_parser = super::positive, value_parser = super::positive)]
     pub forget_bias: Option<f32>,
 }
 

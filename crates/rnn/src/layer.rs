@@ -168,8 +168,9 @@ impl<T: Element> Recurrent<T, LstmCell<T>> {
     /// `nn.LSTM` with PyTorch's default initialization; `proj_size` 0 means no projection.
     #[track_caller]
     pub fn lstm(config: &RecurrentConfig, proj_size: usize, rng: &mut TensorRng) -> Self {
+        // A zero hidden size is the configuration's own error (below), as in PyTorch.
         assert!(
-            proj_size < config.hidden_size,
+            proj_size == 0 || proj_size < config.hidden_size,
             "lstm: proj_size {proj_size} must be smaller than hidden_size {}",
             config.hidden_size
         );

@@ -208,3 +208,24 @@ fn bad_inputs_are_errors_naming_the_shapes() {
         "{err}"
     );
 }
+
+/// A zero hidden size is reported as such for every cell; the LSTM used to report
+/// "proj_size 0 must be smaller than hidden_size 0" instead.
+#[test]
+fn a_zero_hidden_size_is_named_for_every_cell() {
+    let config = RecurrentConfig::new(3, 0);
+    let message = |build: fn(&RecurrentConfig)| {
+        let panic = std::panic::catch_unwind(|| build(&config)).unwrap_err();
+        panic.downcast_ref::<String>().cloned().unwrap_or_default()
+    };
+    for text in [
+        message(|c| {
+            Lstm::<f32>::lstm(c, 0, &mut seeded_rng(0));
+        }),
+        message(|c| {
+            Gru::<f32>::gru(c, &mut seeded_rng(0));
+        }),
+    ] {
+        assert!(text.contains("hidden_size must be positive"), "{text}");
+    }
+}
