@@ -272,7 +272,15 @@ impl<T: Element> Var<T> {
             sequence: mode::next_sequence(),
             op,
             kind: NodeKind::Op,
-            inputs: inputs.iter().map(|v| v.node.clone()).collect(),
+            inputs: {
+                // Pushed one by one: `collect` into a `SmallVec` goes through its generic
+                // `extend`, which cost more than the pushes on every recorded op (callgrind).
+                let mut nodes = SmallVec::new();
+                for input in inputs {
+                    nodes.push(input.node.clone());
+                }
+                nodes
+            },
             backward: RefCell::new(Some(backward)),
             saved_output: RefCell::new(save_output.then(|| value.clone())),
             shape: SmallVec::from_slice(value.shape()),

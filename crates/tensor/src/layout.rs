@@ -99,7 +99,7 @@ impl Layout {
     /// A row-major layout starting at offset 0.
     pub fn contiguous(shape: &[usize]) -> Self {
         Self {
-            shape: shape.into(),
+            shape: SmallVec::from_slice(shape),
             strides: contiguous_strides(shape),
             offset: 0,
         }
@@ -287,7 +287,7 @@ impl Layout {
             };
         }
         Ok(Layout {
-            shape: shape.into(),
+            shape: SmallVec::from_slice(shape),
             strides,
             offset: self.offset,
         })
@@ -298,7 +298,7 @@ impl Layout {
     pub fn reshape_view(&self, shape: &[usize]) -> Option<Layout> {
         if self.is_contiguous() {
             return Some(Layout {
-                shape: shape.into(),
+                shape: SmallVec::from_slice(shape),
                 strides: contiguous_strides(shape),
                 offset: self.offset,
             });
@@ -336,7 +336,7 @@ impl Layout {
             return None;
         }
         Some(Layout {
-            shape: shape.into(),
+            shape: SmallVec::from_slice(shape),
             strides: new_strides,
             offset: self.offset,
         })
