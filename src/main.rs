@@ -153,6 +153,10 @@ mod tests {
             );
         }
         assert!(Cli::try_parse_from(["tapeloop", "bench", "--hidden", "1"]).is_ok());
+        // Flags that are not sizes keep their own parsers (a fractional forget bias, a zero
+        // projection size).
+        assert!(Cli::try_parse_from(["tapeloop", "train", "--forget-bias", "1.5"]).is_ok());
+        assert!(Cli::try_parse_from(["tapeloop", "gradcheck", "--proj", "0"]).is_ok());
         assert!(
             Cli::try_parse_from(["tapeloop", "train", "--batch", "x"])
                 .unwrap_err()

@@ -68,7 +68,7 @@ pub struct TaskArgs {
     #[arg(long)]
     pub text: Option<PathBuf>,
     /// LSTM forget-gate bias at initialization (PyTorch's default init when absent).
-    #[arg(long, value_parser = super::positive, value_parser = super::positive, value_parser = super::positive)]
+    #[arg(long)]
     pub forget_bias: Option<f32>,
 }
 
