@@ -38,5 +38,6 @@ pub use error::{Result, TensorError};
 pub use layout::{Layout, Shape, broadcast_shapes, contiguous_strides};
 pub use ops::elementwise::PARALLEL_THRESHOLD;
 pub use ops::index::Indices;
+pub use ops::join::{Pieces, chunk_pieces, split_pieces};
 pub use random::{TensorRng, seeded_rng};
 pub use tensor::Tensor;

@@ -1,7 +1,7 @@
 //! Views and shape changes. Forward passes copy nothing (except `reshape` when the strides
 //! forbid a view); each backward rule is the inverse movement of the gradient.
 
-use tensor::{Element, Shape, Tensor, TensorError};
+use tensor::{Element, Pieces, Shape, Tensor, TensorError, chunk_pieces, split_pieces};
 
 use crate::node::{Gradients, Shortcut, SliceOf};
 use crate::ops::panicking_forms;
@@ -205,41 +205,29 @@ impl<T: Element> Var<T> {
 
     /// Splits along `dim` into views of `size` (the last may be smaller), as
     /// [`Tensor::try_split`].
-    ///
-    /// The pieces are computed from the shape: building them as tensors first (to check
-    /// the arguments) tripled the views made, and `chunk` runs at every step of an LSTM.
     #[track_caller]
     pub fn try_split(&self, size: usize, dim: isize) -> Result<Vec<Var<T>>, TensorError> {
-        let d = resolve("split", dim, self.rank())?;
-        if size == 0 {
-            return Err(TensorError::new("split", "piece size must be positive"));
-        }
-        let total = self.shape()[d];
-        if total == 0 {
-            return Ok(vec![self.narrow(d as isize, 0, 0)]);
-        }
-        Ok((0..total)
-            .step_by(size)
-            .map(|start| self.narrow(d as isize, start, size.min(total - start)))
-            .collect())
+        Ok(self.narrow_pieces(&split_pieces(self.shape(), size, dim)?))
     }
 
     /// Splits along `dim` into `chunks` views (PyTorch's sizes), as [`Tensor::try_chunk`]:
     /// an empty dimension gives `chunks` empty views.
     #[track_caller]
     pub fn try_chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Var<T>>, TensorError> {
-        let d = resolve("chunk", dim, self.rank())?;
-        if chunks == 0 {
-            return Err(TensorError::new(
-                "chunk",
-                "number of chunks must be positive",
-            ));
-        }
-        let total = self.shape()[d];
-        if total == 0 {
-            return Ok((0..chunks).map(|_| self.narrow(d as isize, 0, 0)).collect());
-        }
-        self.try_split(total.div_ceil(chunks), d as isize)
+        Ok(self.narrow_pieces(&chunk_pieces(self.shape(), chunks, dim)?))
+    }
+
+    /// One `narrow` per piece. The pieces come from the shape alone: building them as tensors
+    /// first (to check the arguments) tripled the views made, and `chunk` runs at every step of
+    /// an LSTM.
+    #[track_caller]
+    fn narrow_pieces(&self, pieces: &Pieces) -> Vec<Var<T>> {
+        let d = pieces.dim as isize;
+        pieces
+            .ranges
+            .iter()
+            .map(|&(start, len)| self.narrow(d, start, len))
+            .collect()
     }
 
     /// All elements as one dimension.

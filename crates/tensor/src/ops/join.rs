@@ -106,39 +106,25 @@ impl<T: Element> Tensor<T> {
     /// Splits along `dim` into pieces of `size` (the last may be smaller); views, no copies. An
     /// empty dimension gives one empty piece, as in PyTorch.
     pub fn try_split(&self, size: usize, dim: isize) -> Result<Vec<Self>> {
-        let d = normalize_dim("split", dim, self.rank())?;
-        if size == 0 {
-            return Err(TensorError::new("split", "piece size must be positive"));
-        }
-        let total = self.shape()[d];
-        if total == 0 {
-            // PyTorch returns one empty piece rather than none.
-            return Ok(vec![self.clone()]);
-        }
-        Ok((0..total)
-            .step_by(size)
-            .map(|start| self.narrow(d as isize, start, size.min(total - start)))
-            .collect())
+        let pieces = split_pieces(self.shape(), size, dim)?;
+        Ok(self.narrow_pieces(&pieces))
     }
 
     /// Splits along `dim` into `chunks` nearly equal views (like `torch.chunk`): pieces of
     /// `ceil(n / chunks)`, so possibly fewer than `chunks`; an empty dimension gives `chunks`
     /// empty pieces.
     pub fn try_chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Self>> {
-        let d = normalize_dim("chunk", dim, self.rank())?;
-        if chunks == 0 {
-            return Err(TensorError::new(
-                "chunk",
-                "number of chunks must be positive",
-            ));
-        }
-        if self.shape()[d] == 0 {
-            // PyTorch gives `chunks` empty pieces here, so `x.chunk(4, 1)` of an LSTM's gates
-            // still has four entries when the hidden size is 0.
-            return Ok(vec![self.clone(); chunks]);
-        }
-        let size = self.shape()[d].div_ceil(chunks);
-        self.try_split(size, d as isize)
+        let pieces = chunk_pieces(self.shape(), chunks, dim)?;
+        Ok(self.narrow_pieces(&pieces))
+    }
+
+    fn narrow_pieces(&self, pieces: &Pieces) -> Vec<Self> {
+        let d = pieces.dim as isize;
+        pieces
+            .ranges
+            .iter()
+            .map(|&(start, len)| self.narrow(d, start, len))
+            .collect()
     }
 
     panicking_forms! {
@@ -159,4 +145,65 @@ impl<T: Element> Tensor<T> {
         /// ```
         fn chunk => try_chunk(chunks: usize, dim: isize) -> Vec<Self>;
     }
+}
+
+/// Where the pieces of a split or chunk lie: `(start, len)` ranges along dimension `dim`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pieces {
+    /// The dimension split (negative dimensions resolved).
+    pub dim: usize,
+    /// `(start, len)` of each piece along `dim`, in order.
+    pub ranges: Vec<(usize, usize)>,
+}
+
+/// The pieces of [`Tensor::try_split`] for a tensor of `shape`, with its checks and messages,
+/// so that a wrapper (an autograd variable) splits the same way without building tensors.
+///
+/// ```
+/// use tapeloop_tensor::split_pieces;
+/// let pieces = split_pieces(&[5, 2], 2, 0).unwrap();
+/// assert_eq!(pieces.ranges, vec![(0, 2), (2, 2), (4, 1)]);
+/// ```
+pub fn split_pieces(shape: &[usize], size: usize, dim: isize) -> Result<Pieces> {
+    let d = normalize_dim("split", dim, shape.len())?;
+    if size == 0 {
+        return Err(TensorError::new("split", "piece size must be positive"));
+    }
+    let total = shape[d];
+    let ranges = if total == 0 {
+        // PyTorch returns one empty piece rather than none.
+        vec![(0, 0)]
+    } else {
+        (0..total)
+            .step_by(size)
+            .map(|start| (start, size.min(total - start)))
+            .collect()
+    };
+    Ok(Pieces { dim: d, ranges })
+}
+
+/// The pieces of [`Tensor::try_chunk`] for a tensor of `shape`, with its checks and messages.
+///
+/// ```
+/// use tapeloop_tensor::chunk_pieces;
+/// assert_eq!(chunk_pieces(&[2, 8], 4, 1).unwrap().ranges, vec![(0, 2), (2, 2), (4, 2), (6, 2)]);
+/// assert_eq!(chunk_pieces(&[2, 0], 4, -1).unwrap().ranges, vec![(0, 0); 4]);
+/// ```
+pub fn chunk_pieces(shape: &[usize], chunks: usize, dim: isize) -> Result<Pieces> {
+    let d = normalize_dim("chunk", dim, shape.len())?;
+    if chunks == 0 {
+        return Err(TensorError::new(
+            "chunk",
+            "number of chunks must be positive",
+        ));
+    }
+    if shape[d] == 0 {
+        // PyTorch gives `chunks` empty pieces here, so `x.chunk(4, 1)` of an LSTM's gates
+        // still has four entries when the hidden size is 0.
+        return Ok(Pieces {
+            dim: d,
+            ranges: vec![(0, 0); chunks],
+        });
+    }
+    split_pieces(shape, shape[d].div_ceil(chunks), d as isize)
 }

@@ -4,7 +4,7 @@ mod approx;
 pub(crate) mod elementwise;
 pub mod index;
 pub(crate) mod inplace;
-mod join;
+pub(crate) mod join;
 mod math;
 mod matmul;
 mod reduce;
