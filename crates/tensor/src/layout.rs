@@ -45,7 +45,17 @@ pub fn contiguous_strides(shape: &[usize]) -> Strides {
     strides
 }
 
-/// Turns a possibly negative dimension index (`-1` is the last) into a position.
+/// Turns a possibly negative dimension index (`-1` is the last) into a position, or an error
+/// for `op` naming the dimension and the rank.
+///
+/// ```
+/// use tapeloop_tensor::normalize_dim;
+/// assert_eq!(normalize_dim("sum", -1, 3).unwrap(), 2);
+/// assert_eq!(
+///     normalize_dim("sum", 3, 3).unwrap_err().to_string(),
+///     "sum: dimension 3 is out of range for a tensor of rank 3"
+/// );
+/// ```
 pub fn normalize_dim(op: &'static str, dim: isize, rank: usize) -> Result<usize> {
     let resolved = if dim < 0 { dim + rank as isize } else { dim };
     if resolved < 0 || resolved >= rank as isize {

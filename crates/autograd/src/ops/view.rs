@@ -1,7 +1,9 @@
 //! Views and shape changes. Forward passes copy nothing (except `reshape` when the strides
 //! forbid a view); each backward rule is the inverse movement of the gradient.
 
-use tensor::{Element, Pieces, Shape, Tensor, TensorError, chunk_pieces, split_pieces};
+use tensor::{
+    Element, Pieces, Shape, Tensor, TensorError, chunk_pieces, normalize_dim, split_pieces,
+};
 
 use crate::node::{Gradients, Shortcut, SliceOf};
 use crate::ops::panicking_forms;
@@ -45,17 +47,6 @@ fn pad_along<T: Element>(g: &Var<T>, dim: usize, start: usize, shape: &[usize]) 
     Var::cat(&refs, dim as isize)
 }
 
-fn resolve(op: &'static str, dim: isize, rank: usize) -> Result<usize, TensorError> {
-    let d = if dim < 0 { dim + rank as isize } else { dim };
-    if d < 0 || d >= rank as isize {
-        return Err(TensorError::new(
-            op,
-            format!("dimension {dim} is out of range for a tensor of rank {rank}"),
-        ));
-    }
-    Ok(d as usize)
-}
-
 impl<T: Element> Var<T> {
     /// Swaps two dimensions (a view).
     #[track_caller]
@@ -64,8 +55,8 @@ impl<T: Element> Var<T> {
         let rule = move |ctx: &crate::node::BackwardContext<'_, T>| {
             Gradients::from_iter([Some(ctx.grad.transpose(dim0, dim1))])
         };
-        let swaps =
-            resolve("transpose", dim0, self.rank())? != resolve("transpose", dim1, self.rank())?;
+        let swaps = normalize_dim("transpose", dim0, self.rank())?
+            != normalize_dim("transpose", dim1, self.rank())?;
         if self.rank() == 2 && swaps {
             // A matrix transpose: deferred weight gradients pass through it (see `Shortcut`).
             return Ok(Var::record_with_shortcut(
@@ -93,7 +84,7 @@ impl<T: Element> Var<T> {
         let rank = self.rank();
         let mut inverse = vec![0isize; rank];
         for (i, &d) in order.iter().enumerate() {
-            inverse[resolve("permute", d, rank)?] = i as isize;
+            inverse[normalize_dim("permute", d, rank)?] = i as isize;
         }
         Ok(movement("permute", self, value, move |g| {
             g.permute(&inverse)
@@ -104,7 +95,7 @@ impl<T: Element> Var<T> {
     #[track_caller]
     pub fn try_narrow(&self, dim: isize, start: usize, len: usize) -> Result<Var<T>, TensorError> {
         let value = self.value.try_narrow(dim, start, len)?;
-        let d = resolve("narrow", dim, self.rank())?;
+        let d = normalize_dim("narrow", dim, self.rank())?;
         let shape = Shape::from_slice(self.shape());
         let slice = SliceOf {
             dim: d,
@@ -124,7 +115,7 @@ impl<T: Element> Var<T> {
     #[track_caller]
     pub fn try_select(&self, dim: isize, index: usize) -> Result<Var<T>, TensorError> {
         let value = self.value.try_select(dim, index)?;
-        let d = resolve("select", dim, self.rank())?;
+        let d = normalize_dim("select", dim, self.rank())?;
         let shape = Shape::from_slice(self.shape());
         let slice = SliceOf {
             dim: d,
