@@ -43,9 +43,9 @@ enum Command {
 /// raised past 32 MiB, and a medium LSTM's input projection and its gradient are 52 MB each,
 /// so `mmap` is switched off altogether: page faults over 6 iterations went 363,442 → 92,389
 /// (what the first iteration needs) and the step 10% faster (medium LSTM, 520 → 466 ms,
-/// medians of 5 interleaved runs). One limit remains: the command runs on a rayon worker, whose
-/// glibc arena grows in heaps of at most 64 MiB, and glibc still maps a single buffer larger
-/// than that directly (a 262 MB input projection at T=500, B=64, H=512 does). The peak resident
+/// medians of 5 interleaved runs). The command runs on the main thread, whose glibc arena grows
+/// with `brk` and so also keeps buffers larger than 64 MiB (a worker thread's arena cannot:
+/// glibc maps those directly, a 262 MB input projection at T=500, B=64, H=512 for one). The peak resident
 /// size is unchanged (the step needed those pages anyway); what changes is that the process
 /// keeps them between steps. A program using the library sets the same with the environment
 /// variables `MALLOC_MMAP_MAX_`, `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_`.
@@ -67,7 +67,7 @@ fn keep_freed_memory() {
 }
 
 impl Command {
-    /// The worker threads a command asks for with `--threads`, if it has that option.
+    /// The threads a command asks for with `--threads`, if it has that option.
     fn threads(&self) -> Option<usize> {
         match self {
             Command::Compare(args) => Some(args.task.threads),
@@ -89,36 +89,17 @@ impl Command {
     }
 }
 
-/// Sets up rayon's pool (`threads` workers, or one per core) and runs `work` on one of its
-/// workers.
-///
-/// The pool splits each GEMM and each large elementwise op between its workers. Called from
-/// the main thread, outside the pool, a split keeps the main thread busy on its share while a
-/// worker takes the other and the idle worker spins looking for work: three threads on two
-/// cores. Run on a worker, the caller is one of the two. Measured with `tapeloop bench --cell
-/// lstm`, five interleaved rounds, medians: small (T=50, B=32, H=128) 17.4 -> 15.7 ms, medium
-/// (T=100, B=64, H=512) 614 -> 556 ms.
-fn run_on_pool(
-    threads: Option<usize>,
-    work: impl FnOnce() -> Result<(), String> + Send,
-) -> Result<(), String> {
-    if threads == Some(0) {
-        return Err("--threads must be at least 1".into());
-    }
-    rayon::ThreadPoolBuilder::new()
-        // 0 lets rayon choose: one worker per core.
-        .num_threads(threads.unwrap_or(0))
-        // The main thread's stack, since the whole command now runs on a worker.
-        .stack_size(8 << 20)
-        .build_global()
-        .map_err(|e| format!("cannot set up the worker threads: {e}"))?;
-    rayon::scope(|_| work())
-}
-
 fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
-    match run_on_pool(cli.command.threads(), || cli.command.run()) {
+    // The command runs on this thread, which works on every large op itself, next to
+    // `threads − 1` helpers (see `tensor::set_num_threads`).
+    let result = match cli.command.threads() {
+        Some(threads) => tapeloop::tensor::set_num_threads(threads).map_err(|e| e.to_string()),
+        None => Ok(()),
+    }
+    .and_then(|()| cli.command.run());
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -142,6 +123,8 @@ mod tests {
             ("bench", "--layers"),
             ("train", "--batch"),
             ("train", "--hidden"),
+            ("train", "--threads"),
+            ("compare", "--threads"),
             ("gradcheck", "--input"),
             ("flow", "--samples"),
         ] {

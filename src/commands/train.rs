@@ -61,8 +61,8 @@ pub struct TaskArgs {
     /// Seed for weights and data.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Worker threads for matrix multiplies and large elementwise ops.
-    #[arg(long, default_value_t = 2)]
+    /// Threads for matrix multiplies and large elementwise ops, this one included.
+    #[arg(long, default_value_t = 2, value_parser = super::positive)]
     pub threads: usize,
     /// The text file for `--task text`.
     #[arg(long)]

@@ -5,6 +5,8 @@ use std::iter::Sum;
 
 use num_traits::{Float, FromPrimitive, NumAssign, ToPrimitive};
 
+use crate::parallel;
+
 /// A floating-point element type: `f32` or `f64`.
 ///
 /// Everything numeric in tapeloop is generic over this trait. Besides the arithmetic from
@@ -55,7 +57,7 @@ pub trait Element:
     /// elements). When `beta` is zero, `C` is only written, never read, so it may hold anything.
     ///
     /// Runs the `gemm` crate's kernels (AVX-512 where the CPU has it, chosen at run time), split
-    /// across rayon's threads when the product is large.
+    /// across threads ([`crate::num_threads`]) when the product is large.
     ///
     /// # Safety
     /// Every pointer plus every in-bounds combination of row and column strides must stay
@@ -148,7 +150,7 @@ impl Element for f64 {
 const GEMM_THREADING_THRESHOLD: usize = 48 * 48 * 256;
 
 /// `C ← alpha·A·B + beta·C` through the `gemm` crate, with the output split into one block of
-/// rows or columns per rayon thread, each block a single-threaded `gemm` call.
+/// rows or columns per thread ([`parallel`]), each block a single-threaded `gemm` call.
 ///
 /// Splitting ourselves rather than passing `gemm::Parallelism::Rayon` measured faster on this
 /// project's shapes (f32, 2 threads, medians of five interleaved runs): 64×512·512×2048 ran at
@@ -176,8 +178,8 @@ unsafe fn gemm_threaded<T: Element>(
     if m == 0 || n == 0 {
         return;
     }
-    // The pointers travel as addresses so the closure below is `Sync` and can run on rayon's
-    // threads (raw pointers are neither `Send` nor `Sync`).
+    // The pointers travel as addresses so the closure below is `Sync` and can run on the
+    // helper threads (raw pointers are neither `Send` nor `Sync`).
     let (a, b, c) = (a as usize, b as usize, c as usize);
     // One block: C[rows, cols] from A[rows, ..] and B[.., cols].
     let block = |row: usize, rows: usize, col: usize, cols: usize| {
@@ -212,29 +214,21 @@ unsafe fn gemm_threaded<T: Element>(
             )
         }
     };
-    let threads = rayon::current_num_threads();
-    if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < GEMM_THREADING_THRESHOLD {
+    if m.saturating_mul(n).saturating_mul(k) < GEMM_THREADING_THRESHOLD {
         block(0, m, 0, n);
         return;
     }
+    let threads = parallel::num_threads();
     // Split the longer side of C into blocks that are whole multiples of 32 (kernel-friendly).
     let (split_rows, length) = if m > n { (true, m) } else { (false, n) };
     let step = length.div_ceil(threads).next_multiple_of(32);
-    let block = &block;
-    let run = move |start: usize| {
+    parallel::for_each_block(length.div_ceil(step), |index| {
+        let start = index * step;
         let len = step.min(length - start);
         if split_rows {
             block(start, len, 0, n)
         } else {
             block(0, m, start, len)
         }
-    };
-    // The calling thread computes the first block itself while rayon's threads take the
-    // others; with `rayon::scope`, a caller outside the pool would only wait.
-    rayon::in_place_scope(|scope| {
-        for start in (step..length).step_by(step) {
-            scope.spawn(move |_| run(start));
-        }
-        run(0);
     });
 }

@@ -4,7 +4,8 @@
 //! Views (transpose, permute, narrow, select, broadcast, reshape, squeeze, unsqueeze, split)
 //! copy nothing; kernels walk contiguous runs so the compiler vectorizes them, and large
 //! elementwise ops split across threads. Matrix multiplication hands strided operands straight
-//! to a tuned GEMM (the `gemm` crate, split across rayon's threads).
+//! to a tuned GEMM (the `gemm` crate). Large ops are shared between the calling thread and
+//! helper threads ([`set_num_threads`]).
 //!
 //! This crate knows nothing of gradients: `tapeloop-autograd` builds on it.
 //!
@@ -30,6 +31,7 @@ mod error;
 mod layout;
 mod macros;
 mod ops;
+mod parallel;
 mod random;
 mod tensor;
 
@@ -39,5 +41,6 @@ pub use layout::{Layout, Shape, broadcast_shapes, contiguous_strides, normalize_
 pub use ops::elementwise::PARALLEL_THRESHOLD;
 pub use ops::index::Indices;
 pub use ops::join::{Pieces, chunk_pieces, split_pieces};
+pub use parallel::{THREADS_VARIABLE, num_threads, set_num_threads};
 pub use random::{TensorRng, seeded_rng};
 pub use tensor::Tensor;

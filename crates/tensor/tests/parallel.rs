@@ -1,4 +1,4 @@
-//! Sizes above `PARALLEL_THRESHOLD`, so the rayon chunked paths run: contiguous and strided,
+//! Sizes above `PARALLEL_THRESHOLD`, so the chunked multi-threaded paths run: contiguous and strided,
 //! with inner runs that cross chunk boundaries. Each result is checked element by element
 //! against a scalar computation through `get`.
 
@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use tapeloop_tensor::{PARALLEL_THRESHOLD, Tensor, seeded_rng};
 
-/// 257 × 301 = 77 357 elements (above the threshold); rows of 301 do not divide the rayon
+/// 257 × 301 = 77 357 elements (above the threshold); rows of 301 do not divide the parallel
 /// chunks, so runs cross chunk boundaries.
 const ROWS: usize = 257;
 const COLS: usize = 301;

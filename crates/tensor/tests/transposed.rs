@@ -148,8 +148,9 @@ fn check_transposed_operands<T: Element>(rows: usize, cols: usize, pad: (usize, 
 
 #[test]
 fn whole_tiles_and_edges_of_f32_and_f64() {
-    // (80, 1000) and (81, 1000) are above the parallel threshold: row strips on two threads,
-    // the last strip not a whole number of 16-row tiles in the second.
+    // (80, 1000) and (81, 1000) are above the parallel threshold: 16-row strips shared between
+    // threads, the last strip a single row in the second. (33, 17000): rows wider than half a
+    // parallel chunk still make strips of one 16-row tile.
     for &(rows, cols) in &[
         (16, 16),
         (32, 512),
@@ -160,6 +161,7 @@ fn whole_tiles_and_edges_of_f32_and_f64() {
         (5, 3),
         (80, 1000),
         (81, 1000),
+        (33, 17000),
     ] {
         check_transposed_operands::<f32>(rows, cols, (0, 0), 1);
         check_transposed_operands::<f32>(rows, cols, (3, 5), 2);

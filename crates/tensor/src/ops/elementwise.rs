@@ -3,17 +3,16 @@
 //! Each kernel has a contiguous fast path over plain slices (which LLVM vectorizes) and a
 //! strided path that walks contiguous inner runs; a transposed-matrix operand is first copied
 //! row-major by the tiled transpose. Above [`PARALLEL_THRESHOLD`] elements the
-//! output is split into chunks that run on rayon's pool.
+//! output is split into chunks shared by the calling thread and its helpers.
 
 use std::mem::MaybeUninit;
-
-use rayon::prelude::*;
 
 use crate::element::Element;
 use crate::error::Result;
 use crate::layout::{Layout, broadcast_shapes, for_each_run};
 use crate::ops::simd;
 use crate::ops::transpose::row_major_if_transposed;
+use crate::parallel;
 use crate::tensor::Tensor;
 
 /// Elementwise ops (and the copy of a transposed operand) with at least this many elements split
@@ -28,7 +27,7 @@ const CHUNK: usize = 1 << 14;
 
 /// Builds the `n` output elements of a kernel without zeroing them first: `fill(chunk, start)`
 /// writes elements `start..start + chunk.len()` into `chunk` and returns how many it wrote. The
-/// chunks run on rayon's pool when `n` is large.
+/// chunks are shared between threads when `n` is large.
 ///
 /// Writing into uninitialized memory, rather than into `vec![0; n]`, saves a whole pass over
 /// the output: a broadcast add of [1024, 1024] + [1024] took 1.5× as long as a plain loop with
@@ -49,10 +48,7 @@ fn build_chunks<T: Element>(
         );
     };
     if n >= PARALLEL_THRESHOLD {
-        slots
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(i, chunk)| fill_checked(chunk, i * CHUNK));
+        parallel::for_each_chunk_mut(slots, CHUNK, |i, chunk| fill_checked(chunk, i * CHUNK));
     } else {
         fill_checked(slots, 0);
     }

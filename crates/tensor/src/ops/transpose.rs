@@ -10,6 +10,7 @@ use std::mem::MaybeUninit;
 
 use crate::element::Element;
 use crate::ops::elementwise::PARALLEL_THRESHOLD;
+use crate::parallel;
 use crate::tensor::Tensor;
 
 /// A column-major `rows × cols` matrix inside a storage: element `(i, j)` is
@@ -77,7 +78,7 @@ impl<'a, T> ColumnMajor<'a, T> {
 }
 
 /// Writes `matrix` into `dst` in row-major order (`dst[i·cols + j]`). Large matrices are split
-/// into row strips that run on rayon's threads.
+/// into row strips shared between threads.
 ///
 /// Panics when `dst` does not hold exactly `rows·cols` slots or the matrix does not fit in its
 /// storage.
@@ -104,16 +105,22 @@ fn transpose_into<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [MaybeUninit
         "transpose: the matrix does not fit in its storage"
     );
     if rows * cols >= PARALLEL_THRESHOLD && rows >= 32 {
-        // Halves of whole 16-row tiles on rayon's threads, halved again while they are large:
-        // row strips of the output are contiguous, so the halves write disjoint slices.
-        let split = (rows / 2).next_multiple_of(16);
-        let (top, bottom) = dst.split_at_mut(split * cols);
-        rayon::join(
-            || transpose_into(matrix.rows(0, split), top),
-            || transpose_into(matrix.rows(split, rows - split), bottom),
-        );
-        return;
+        // Strips of whole 16-row tiles, about half a parallel chunk each, shared between the
+        // threads: row strips of the output are contiguous, so they write disjoint slices.
+        let strip = (PARALLEL_THRESHOLD / 2 / cols).max(1).next_multiple_of(16);
+        parallel::for_each_chunk_mut(dst, strip * cols, |index, strip_dst| {
+            let strip_rows = strip_dst.len() / cols;
+            transpose_strip(matrix.rows(index * strip, strip_rows), strip_dst);
+        });
+    } else {
+        transpose_strip(matrix, dst);
     }
+}
+
+/// [`transpose_into`] on the calling thread. Called only by it, with its checked matrix or a
+/// strip of that matrix's rows, so the bounds it asserted hold here too.
+fn transpose_strip<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [MaybeUninit<T>]) {
+    let storage = matrix.storage;
     // The kernel exists for f32 only. Picking it by `TypeId` keeps a kernel-specific hook out of
     // the public `Element` trait.
     #[cfg(target_arch = "x86_64")]
@@ -129,7 +136,7 @@ fn transpose_into<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [MaybeUninit
             )
         };
         let matrix = matrix.over(storage);
-        // SAFETY: the CPU has AVX-512F (checked above); the bounds were asserted above.
+        // SAFETY: the CPU has AVX-512F (checked above); `transpose_into` asserted the bounds.
         unsafe { avx512::transpose_f32(matrix, dst) };
         return;
     }
