@@ -179,13 +179,16 @@ impl<T: Element> Drop for Node<T> {
         }
         // The rule's captured inputs are also held by `pending`, so this never drops a node.
         drop(self.backward.get_mut().take());
-        while let Some(node) = pending.pop() {
-            if let Some(mut inner) = Rc::into_inner(node) {
+        while let Some(mut node) = pending.pop() {
+            // Emptied in place through `get_mut` (the last reference) rather than moved out
+            // with `Rc::into_inner`: a node is over 500 bytes, and that move was a `memcpy`
+            // per node freed (3% of a tiny LSTM step's instructions under callgrind).
+            if let Some(inner) = Rc::get_mut(&mut node) {
                 for input in inner.inputs.drain(..).flatten() {
                     pending.push(input);
                 }
                 drop(inner.backward.get_mut().take());
-                // `inner` now has no inputs, so dropping it does not recurse.
+                // `node` now has no inputs, so dropping it does not recurse.
             }
         }
     }
