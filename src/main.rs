@@ -16,9 +16,10 @@ use clap::{Parser, Subcommand};
 /// (0.386 → 0.295), tiny GRU 0.616 → 0.558; small LSTM (T=50, B=32, H=128) 18.4 → 16.2 ms,
 /// GRU 16.3 → 15.1; medium LSTM (T=100, B=64, H=512) 485 against 482 ms. It keeps freed
 /// pages for reuse without the `mallopt` tuning glibc needed here: a medium run faulted 24,614
-/// pages against glibc's 82,093 with that tuning. The price is memory held: peak RSS at
-/// T=1000, B=16, H=128 went 192 → 300 MB, flat at 277–286 MB over 1,000 iterations. A program
-/// using the library chooses its own allocator; these two lines make the same choice.
+/// pages against glibc's 82,093 with that tuning. The price is memory held: peak RSS of an
+/// LSTM at T=1000, B=16, H=128 went 192 → 300 MB (glibc measured in the same session), flat
+/// at 277–286 MB over 1,000 iterations. A program using the library chooses its own
+/// allocator; these two lines make the same choice.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -49,11 +50,11 @@ enum Command {
 }
 
 impl Command {
-    /// The threads a command asks for with `--threads`, if it has that option.
+    /// The threads a command asks for with `--threads`, if it has that option and it was given.
     fn threads(&self) -> Option<usize> {
         match self {
-            Command::Compare(args) => Some(args.task.threads),
-            Command::Train(args) => Some(args.task.threads),
+            Command::Compare(args) => args.task.threads,
+            Command::Train(args) => args.task.threads,
             _ => None,
         }
     }

@@ -61,9 +61,10 @@ pub struct TaskArgs {
     /// Seed for weights and data.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Threads for matrix multiplies and large elementwise ops, this one included.
-    #[arg(long, default_value_t = 2, value_parser = super::positive)]
-    pub threads: usize,
+    /// Threads for matrix multiplies and large elementwise ops, this one included
+    /// [default: TAPELOOP_NUM_THREADS, else one per core].
+    #[arg(long, value_parser = super::positive)]
+    pub threads: Option<usize>,
     /// The text file for `--task text`.
     #[arg(long)]
     pub text: Option<PathBuf>,

@@ -183,6 +183,9 @@ impl<T: Element> Drop for Node<T> {
             // Emptied in place through `get_mut` (the last reference) rather than moved out
             // with `Rc::into_inner`: a node is over 500 bytes, and that move was a `memcpy`
             // per node freed (3% of a tiny LSTM step's instructions under callgrind).
+            // `get_mut` also needs no `Weak` to exist; nothing makes one to a node, and one
+            // would bring back recursion here (`tests/memory.rs` builds chains deep enough to
+            // overflow the stack then).
             if let Some(inner) = Rc::get_mut(&mut node) {
                 for input in inner.inputs.drain(..).flatten() {
                     pending.push(input);

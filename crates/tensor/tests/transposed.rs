@@ -149,8 +149,8 @@ fn check_transposed_operands<T: Element>(rows: usize, cols: usize, pad: (usize, 
 #[test]
 fn whole_tiles_and_edges_of_f32_and_f64() {
     // (80, 1000) and (81, 1000) are above the parallel threshold: 16-row strips shared between
-    // threads, the last strip a single row in the second. (33, 17000): rows wider than half a
-    // parallel chunk still make strips of one 16-row tile.
+    // threads, the last strip a single row in the second. (33, 17000): rows wider than a parallel
+    // chunk still make strips of one 16-row tile.
     for &(rows, cols) in &[
         (16, 16),
         (32, 512),

@@ -83,6 +83,24 @@ impl<'a, T> ColumnMajor<'a, T> {
 /// Panics when `dst` does not hold exactly `rows·cols` slots or the matrix does not fit in its
 /// storage.
 fn transpose_into<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [MaybeUninit<T>]) {
+    let (rows, cols) = (matrix.rows, matrix.cols);
+    if rows * cols >= PARALLEL_THRESHOLD && rows >= 32 {
+        assert_eq!(dst.len(), rows * cols, "transpose: wrong destination size");
+        // Strips of whole 16-row tiles, about one parallel chunk (half the threshold) each,
+        // shared between the threads: row strips of the output are contiguous, so they write
+        // disjoint slices.
+        let strip = (PARALLEL_THRESHOLD / 2 / cols).max(1).next_multiple_of(16);
+        parallel::for_each_chunk_mut(dst, strip * cols, |index, strip_dst| {
+            let strip_rows = strip_dst.len() / cols;
+            transpose_strip(matrix.rows(index * strip, strip_rows), strip_dst);
+        });
+    } else {
+        transpose_strip(matrix, dst);
+    }
+}
+
+/// [`transpose_into`] on the calling thread, with the same checks.
+fn transpose_strip<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [MaybeUninit<T>]) {
     let ColumnMajor {
         storage,
         offset,
@@ -104,23 +122,6 @@ fn transpose_into<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [MaybeUninit
         column_stride >= rows && end.is_some_and(|end| end <= storage.len()),
         "transpose: the matrix does not fit in its storage"
     );
-    if rows * cols >= PARALLEL_THRESHOLD && rows >= 32 {
-        // Strips of whole 16-row tiles, about half a parallel chunk each, shared between the
-        // threads: row strips of the output are contiguous, so they write disjoint slices.
-        let strip = (PARALLEL_THRESHOLD / 2 / cols).max(1).next_multiple_of(16);
-        parallel::for_each_chunk_mut(dst, strip * cols, |index, strip_dst| {
-            let strip_rows = strip_dst.len() / cols;
-            transpose_strip(matrix.rows(index * strip, strip_rows), strip_dst);
-        });
-    } else {
-        transpose_strip(matrix, dst);
-    }
-}
-
-/// [`transpose_into`] on the calling thread. Called only by it, with its checked matrix or a
-/// strip of that matrix's rows, so the bounds it asserted hold here too.
-fn transpose_strip<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [MaybeUninit<T>]) {
-    let storage = matrix.storage;
     // The kernel exists for f32 only. Picking it by `TypeId` keeps a kernel-specific hook out of
     // the public `Element` trait.
     #[cfg(target_arch = "x86_64")]
@@ -136,7 +137,7 @@ fn transpose_strip<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [MaybeUnini
             )
         };
         let matrix = matrix.over(storage);
-        // SAFETY: the CPU has AVX-512F (checked above); `transpose_into` asserted the bounds.
+        // SAFETY: the CPU has AVX-512F (checked above); the bounds were asserted above.
         unsafe { avx512::transpose_f32(matrix, dst) };
         return;
     }
@@ -246,7 +247,7 @@ mod avx512 {
         }
     }
 
-    /// [`super::transpose_into`] for `f32`: whole 16 × 16 tiles in registers, the edges by the
+    /// [`super::transpose_strip`] for `f32`: whole 16 × 16 tiles in registers, the edges by the
     /// portable loop.
     ///
     /// # Safety
