@@ -41,6 +41,6 @@ pub use layout::{Layout, Shape, broadcast_shapes, contiguous_strides, normalize_
 pub use ops::elementwise::PARALLEL_THRESHOLD;
 pub use ops::index::Indices;
 pub use ops::join::{Pieces, chunk_pieces, split_pieces};
-pub use parallel::{THREADS_VARIABLE, num_threads, set_num_threads};
+pub use parallel::{THREADS_VARIABLE, num_threads, set_num_threads, threads_from_environment};
 pub use random::{TensorRng, seeded_rng};
 pub use tensor::Tensor;

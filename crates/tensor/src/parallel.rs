@@ -57,13 +57,41 @@ fn team() -> Arc<Team> {
 }
 
 /// `TAPELOOP_NUM_THREADS` if it holds a positive number, else one thread per available core.
+/// (Ops cannot report errors, so an unusable value is ignored here; a program can check it
+/// with [`threads_from_environment`].)
 fn default_threads() -> usize {
-    std::env::var(THREADS_VARIABLE)
+    threads_from_environment()
         .ok()
-        .and_then(|value| value.trim().parse().ok())
-        .filter(|&threads| threads > 0)
+        .flatten()
         .or_else(|| std::thread::available_parallelism().ok().map(Into::into))
         .unwrap_or(1)
+}
+
+/// The thread count [`THREADS_VARIABLE`] asks for: `None` when it is unset, an error naming
+/// the value when it is not a positive whole number.
+///
+/// ```
+/// // Unset in the doc-test environment.
+/// assert_eq!(tapeloop_tensor::threads_from_environment(), Ok(None));
+/// ```
+pub fn threads_from_environment() -> Result<Option<usize>> {
+    let Some(value) = std::env::var_os(THREADS_VARIABLE) else {
+        return Ok(None);
+    };
+    let error = || {
+        TensorError::new(
+            "threads",
+            format!("{THREADS_VARIABLE} must be a positive whole number, got {value:?}"),
+        )
+    };
+    let threads: usize = value
+        .to_str()
+        .and_then(|text| text.trim().parse().ok())
+        .ok_or_else(error)?;
+    if threads == 0 {
+        return Err(error());
+    }
+    Ok(Some(threads))
 }
 
 /// How many threads, the caller's included, one large op is split across (PyTorch's
