@@ -76,13 +76,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The command runs on this thread, which works on every large op itself, next to
     // `threads − 1` helpers (see `tensor::set_num_threads`).
-    let result = match cli.command.threads() {
-        Some(threads) => tapeloop::tensor::set_num_threads(threads),
-        // A bad TAPELOOP_NUM_THREADS is reported rather than silently replaced by the default.
-        None => tapeloop::tensor::threads_from_environment().map(|_| ()),
-    }
-    .map_err(|e| e.to_string())
-    .and_then(|()| cli.command.run());
+    // A bad TAPELOOP_NUM_THREADS is reported rather than silently replaced by the default;
+    // `--threads` takes precedence over a good one.
+    let result = tapeloop::tensor::threads_from_environment()
+        .and_then(
+            |from_environment| match cli.command.threads().or(from_environment) {
+                Some(threads) => tapeloop::tensor::set_num_threads(threads),
+                None => Ok(()),
+            },
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|()| cli.command.run());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

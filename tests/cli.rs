@@ -43,3 +43,56 @@ fn a_bad_thread_count_in_the_environment_is_an_error_naming_it() {
         );
     }
 }
+
+#[test]
+fn the_environment_is_checked_even_when_threads_is_given() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tapeloop"))
+        .args([
+            "train",
+            "--task",
+            "adding",
+            "--steps",
+            "1",
+            "--threads",
+            "2",
+        ])
+        .env("TAPELOOP_NUM_THREADS", "many")
+        .output()
+        .expect("the tapeloop binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("TAPELOOP_NUM_THREADS must be a positive whole number, got \"many\""),
+        "{stderr}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_thread_count_that_is_not_text_is_an_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let output = Command::new(env!("CARGO_BIN_EXE_tapeloop"))
+        .args(["bench", "--cell", "rnn", "--seq-len", "1", "--batch", "1"])
+        .args([
+            "--input",
+            "1",
+            "--hidden",
+            "1",
+            "--warmup",
+            "0",
+            "--iterations",
+            "1",
+        ])
+        .env(
+            "TAPELOOP_NUM_THREADS",
+            std::ffi::OsStr::from_bytes(&[0xff, b'2']),
+        )
+        .output()
+        .expect("the tapeloop binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("TAPELOOP_NUM_THREADS must be a positive whole number"),
+        "{stderr}"
+    );
+}

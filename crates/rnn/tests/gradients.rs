@@ -87,6 +87,24 @@ proptest! {
     }
 }
 
+/// A cell with no hidden units steps to empty states, as PyTorch's cells do (the layers refuse
+/// a hidden size of 0 before any step).
+#[test]
+fn cells_with_no_hidden_units_step_to_empty_states() {
+    let mut rng = seeded_rng(0);
+    let x = Var::constant(Tensor::<f64>::randn(&[2, 3], &mut rng));
+    let empty = Var::constant(Tensor::<f64>::zeros(&[2, 0]));
+    let gru = GruCell::<f64>::new(3, 0, true, &mut rng);
+    let next = gru.step(&gru.project_inputs(&x), std::slice::from_ref(&empty));
+    assert_eq!(next[0].shape(), &[2, 0]);
+    let lstm = LstmCell::<f64>::new(3, 0, true, 0, &mut rng);
+    let next = lstm.step(&lstm.project_inputs(&x), &[empty.clone(), empty.clone()]);
+    assert_eq!(
+        (next[0].shape(), next[1].shape()),
+        (&[2, 0][..], &[2, 0][..])
+    );
+}
+
 #[test]
 fn relu_rnn_passes_gradcheck_away_from_the_kink() {
     // ReLU's kink at 0 breaks finite differences only if a pre-activation lands within ε of it;

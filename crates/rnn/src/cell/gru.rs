@@ -54,16 +54,18 @@ impl<T: Element> Cell<T> for GruCell<T> {
 
     fn step(&self, projected_input: &Var<T>, state: &[Var<T>]) -> Vec<Var<T>> {
         let h = &state[0];
-        let hidden = h.shape()[1];
-        // Pieces [r z] and n (`split` with size 2H leaves the last H as the second piece).
-        let from_input = projected_input.split(2 * hidden, 1);
-        let from_hidden =
-            linear_projection(h, &self.weight_hh, self.bias_hh.as_ref()).split(2 * hidden, 1);
-        // r and z share one add and one sigmoid over both blocks: two recorded ops a step
-        // fewer, forward and backward, than a pair per gate.
-        let gates = (&from_input[0] + &from_hidden[0]).sigmoid().chunk(2, 1);
+        let hidden = self.weight_hh.shape()[1];
+        let from_hidden = linear_projection(h, &self.weight_hh, self.bias_hh.as_ref());
+        // r and z share one add and one sigmoid over their [B, 2H] block: two recorded ops a
+        // step fewer, forward and backward, than a pair per gate.
+        let gates = (&projected_input.narrow(1, 0, 2 * hidden)
+            + &from_hidden.narrow(1, 0, 2 * hidden))
+            .sigmoid()
+            .chunk(2, 1);
         let (reset, update) = (&gates[0], &gates[1]);
-        let candidate = (&from_input[1] + &(reset * &from_hidden[1])).tanh();
+        let candidate = (&projected_input.narrow(1, 2 * hidden, hidden)
+            + &(reset * &from_hidden.narrow(1, 2 * hidden, hidden)))
+            .tanh();
         // (1 − z) ⊙ n + z ⊙ h, written as n + z ⊙ (h − n): one op fewer.
         vec![&candidate + &(update * &(h - &candidate))]
     }
