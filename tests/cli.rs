@@ -1,41 +1,59 @@
 //! The command line as a user runs it: the built binary, its exit status and its messages.
 
-use std::process::Command;
+use std::ffi::OsStr;
+use std::process::{Command, Output};
 
-/// `tapeloop bench` on the smallest layer, with `TAPELOOP_NUM_THREADS` set to `threads`.
-fn bench_with_threads_variable(threads: &str) -> std::process::Output {
+/// The smallest `tapeloop bench` run.
+const TINY_BENCH: [&str; 15] = [
+    "bench",
+    "--cell",
+    "rnn",
+    "--seq-len",
+    "2",
+    "--batch",
+    "1",
+    "--input",
+    "2",
+    "--hidden",
+    "2",
+    "--warmup",
+    "0",
+    "--iterations",
+    "1",
+];
+
+/// `tapeloop args…` with `TAPELOOP_NUM_THREADS` set to `threads`.
+fn run_with_threads_variable(args: &[&str], threads: impl AsRef<OsStr>) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tapeloop"))
-        .args(["bench", "--cell", "rnn", "--seq-len", "2", "--batch", "1"])
-        .args([
-            "--input",
-            "2",
-            "--hidden",
-            "2",
-            "--warmup",
-            "0",
-            "--iterations",
-            "1",
-        ])
+        .args(args)
         .env("TAPELOOP_NUM_THREADS", threads)
         .output()
         .expect("the tapeloop binary runs")
 }
 
+/// The run failed, and its error names the variable and what a valid value is.
+#[track_caller]
+fn assert_refused(output: &Output, value_shown: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "accepted: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "TAPELOOP_NUM_THREADS must be a positive whole number, got {value_shown}"
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_bad_thread_count_in_the_environment_is_an_error_naming_it() {
     for bad in ["abc", "0", "-2", ""] {
-        let output = bench_with_threads_variable(bad);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{bad:?} was accepted");
-        assert!(
-            stderr.contains(&format!(
-                "TAPELOOP_NUM_THREADS must be a positive whole number, got {bad:?}"
-            )),
-            "{bad:?}: {stderr}"
+        assert_refused(
+            &run_with_threads_variable(&TINY_BENCH, bad),
+            &format!("{bad:?}"),
         );
     }
     for good in ["1", " 2 "] {
-        let output = bench_with_threads_variable(good);
+        let output = run_with_threads_variable(&TINY_BENCH, good);
         assert!(
             output.status.success(),
             "{good:?}: {}",
@@ -46,53 +64,22 @@ fn a_bad_thread_count_in_the_environment_is_an_error_naming_it() {
 
 #[test]
 fn the_environment_is_checked_even_when_threads_is_given() {
-    let output = Command::new(env!("CARGO_BIN_EXE_tapeloop"))
-        .args([
-            "train",
-            "--task",
-            "adding",
-            "--steps",
-            "1",
-            "--threads",
-            "2",
-        ])
-        .env("TAPELOOP_NUM_THREADS", "many")
-        .output()
-        .expect("the tapeloop binary runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    assert!(
-        stderr.contains("TAPELOOP_NUM_THREADS must be a positive whole number, got \"many\""),
-        "{stderr}"
-    );
+    let train = [
+        "train",
+        "--task",
+        "adding",
+        "--steps",
+        "1",
+        "--threads",
+        "2",
+    ];
+    assert_refused(&run_with_threads_variable(&train, "many"), "\"many\"");
 }
 
 #[cfg(unix)]
 #[test]
 fn a_thread_count_that_is_not_text_is_an_error() {
     use std::os::unix::ffi::OsStrExt;
-    let output = Command::new(env!("CARGO_BIN_EXE_tapeloop"))
-        .args(["bench", "--cell", "rnn", "--seq-len", "1", "--batch", "1"])
-        .args([
-            "--input",
-            "1",
-            "--hidden",
-            "1",
-            "--warmup",
-            "0",
-            "--iterations",
-            "1",
-        ])
-        .env(
-            "TAPELOOP_NUM_THREADS",
-            std::ffi::OsStr::from_bytes(&[0xff, b'2']),
-        )
-        .output()
-        .expect("the tapeloop binary runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    assert!(
-        stderr.contains("TAPELOOP_NUM_THREADS must be a positive whole number"),
-        "{stderr}"
-    );
+    let not_utf8 = OsStr::from_bytes(&[0xff, b'2']);
+    assert_refused(&run_with_threads_variable(&TINY_BENCH, not_utf8), "");
 }
