@@ -241,9 +241,7 @@ impl<T: Element> Tensor<T> {
             block.len(),
             |[o, i], len, [to, ti]| {
                 if to == 1 && ti == 1 {
-                    for (x, &y) in dst[o..o + len].iter_mut().zip(&source[i..i + len]) {
-                        *x += y;
-                    }
+                    simd::assign(&mut dst[o..o + len], &source[i..i + len], &|x, y| x + y);
                 } else {
                     for k in 0..len {
                         dst[o + k * to] += source[i + k * ti];
