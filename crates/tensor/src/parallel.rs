@@ -89,9 +89,13 @@ impl Drop for Team {
 
 /// What the helpers should do next.
 enum Job {
+    /// Nothing published yet.
     Idle,
     /// Claim blocks of this op (the newest one published; an older caller whose op was
-    /// replaced finishes its remaining blocks itself).
+    /// replaced finishes its remaining blocks itself). It stays here after the op returns,
+    /// with its block function gone: a helper that takes it then claims nothing, since the
+    /// caller set its next block to the end before returning (`WaitForClaimed`), so it never
+    /// reaches the function.
     Split(Arc<Shared>),
     /// The team was replaced or dropped: exit.
     Stop,
@@ -118,11 +122,14 @@ thread_local! {
 impl Helpers {
     /// Hands `job` to the helpers, waking those asleep.
     fn publish(&self, job: Job) {
-        {
+        let previous = {
             let mut slot = self.job.lock().unwrap_or_else(PoisonError::into_inner);
-            *slot = job;
             self.generation.fetch_add(1, Ordering::Release);
-        }
+            std::mem::replace(&mut *slot, job)
+        };
+        // Dropped unlocked: the last reference to an old op can hold a panic payload whose
+        // `drop` may run ops of its own.
+        drop(previous);
         // A helper counts itself as sleeping and checks the generation under the same lock,
         // so either it saw the new generation or its count is visible here.
         if self.sleeping.load(Ordering::Acquire) > 0 {
@@ -302,11 +309,16 @@ pub fn set_num_threads(threads: usize) -> Result<()> {
 /// helper alone.
 ///
 /// The caller waits for the helpers' last blocks on a counter of finished blocks: spinning,
-/// then yielding, then parked until the helper that finishes the last block wakes it. Waiting in a rayon scope instead put it to sleep on a futex whenever a
-/// helper finished last: 21,477 `futex` calls in a 3-iteration medium LSTM run against 122 for
-/// the same run on a rayon worker (`strace -c`).
+/// then yielding, then parked until the helper that finishes the last block wakes it. Waiting
+/// in a rayon scope instead put it to sleep on a futex whenever a helper finished last: 21,477
+/// `futex` calls in a 3-iteration medium LSTM run against 122 for the same run on a rayon
+/// worker (`strace -c`).
 pub(crate) fn for_each_block(blocks: usize, run: impl Fn(usize) + Sync) {
-    let team = team();
+    split_over(&team(), blocks, run);
+}
+
+/// [`for_each_block`] on a given team.
+fn split_over(team: &Team, blocks: usize, run: impl Fn(usize) + Sync) {
     let helpers = match &team.helpers {
         Some(helpers) if blocks > 1 && !ON_HELPER.get() => helpers,
         _ => return (0..blocks).for_each(run),
@@ -341,7 +353,7 @@ pub(crate) fn for_each_block(blocks: usize, run: impl Fn(usize) + Sync) {
     }
 }
 
-/// One split op, shared by the caller and the helper jobs it spawned.
+/// One split op, shared by the caller and the helpers that take it from the job slot.
 struct Shared {
     blocks: usize,
     /// The next block to claim; at `blocks` or above, none is left. The number of blocks
@@ -414,8 +426,8 @@ impl Drop for WaitForClaimed<'_> {
             // the core to it in case they share one, and only after a millisecond sleep until
             // the helper that finishes the last block wakes this thread. (Parking after a few
             // dozen yields cost a medium LSTM step 3–15%: a futex wake-up per long GEMM
-            // block. The timeout covers a wait for fewer than all blocks, after a failed
-            // spawn, which nobody signals.)
+            // block. The timeout covers a caller unwinding out of its own block while a
+            // helper still runs one, when not every block is finished and nobody unparks it.)
             if spins < 1 << 10 {
                 spins += 1;
                 std::hint::spin_loop();
@@ -463,10 +475,10 @@ mod tests {
 
     /// Two blocks, the first claimed waiting (up to 10 s) until the other has started, so each
     /// runs on a different thread; returns the names of the threads that ran them.
-    fn two_threads_meet(on_helper: impl Fn() + Sync) -> Vec<String> {
+    fn two_threads_meet(team: &Team, on_helper: impl Fn() + Sync) -> Vec<String> {
         let started = AtomicUsize::new(0);
         let names = Mutex::new(Vec::new());
-        for_each_block(2, |_| {
+        split_over(team, 2, |_| {
             let name = std::thread::current().name().unwrap_or("").to_string();
             names.lock().unwrap().push(name.clone());
             if started.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -511,21 +523,6 @@ mod tests {
         }
 
         set_num_threads(2).unwrap();
-        // The caller and a helper both work on the op.
-        let caller = std::thread::current().name().unwrap_or("").to_string();
-        let mut names = two_threads_meet(|| {});
-        names.sort();
-        assert_eq!(names, [caller, "tapeloop-helper-0".to_string()]);
-        // A helper that went to sleep after polling in vain wakes for the next op.
-        std::thread::sleep(HELPER_POLL_TIME * 20);
-        let mut names = two_threads_meet(|| {});
-        names.sort();
-        assert_eq!(names[1], "tapeloop-helper-0");
-        // A panic on a helper reaches the caller, and the team keeps working.
-        let caught = std::panic::catch_unwind(|| two_threads_meet(|| panic!("a helper fails")));
-        assert!(caught.is_err());
-        assert_eq!(run_counts(8), vec![1; 8]);
-
         let error = set_num_threads(0).unwrap_err();
         assert_eq!(
             error.to_string(),
@@ -533,6 +530,39 @@ mod tests {
         );
         assert_eq!(num_threads(), 2, "a refused count changes nothing");
         set_num_threads(previous).unwrap();
+    }
+
+    // On a team of its own, so that no other test's op takes its helper.
+    #[test]
+    fn the_caller_and_a_helper_share_an_op() {
+        let team = Team::new(2).unwrap();
+        let caller = std::thread::current().name().unwrap_or("").to_string();
+        let mut names = two_threads_meet(&team, || {});
+        names.sort();
+        assert_eq!(names, [caller, "tapeloop-helper-0".to_string()]);
+        // A helper that went to sleep after polling in vain wakes for the next op.
+        std::thread::sleep(HELPER_POLL_TIME * 20);
+        assert!(two_threads_meet(&team, || {}).contains(&"tapeloop-helper-0".to_string()));
+        // An op split inside a helper's block runs there, whole.
+        two_threads_meet(&team, || assert_eq!(run_counts(4), vec![1; 4]));
+        // A panic on a helper reaches the caller, and the team keeps working.
+        let caught =
+            std::panic::catch_unwind(|| two_threads_meet(&team, || panic!("a helper fails")));
+        assert!(caught.is_err());
+        two_threads_meet(&team, || {});
+
+        // The op stays in the job slot after it returns; a helper that takes it late runs
+        // nothing.
+        let runs = AtomicUsize::new(0);
+        split_over(&team, 4, |_| {
+            runs.fetch_add(1, Ordering::SeqCst);
+        });
+        let late = match &*team.helpers.as_ref().unwrap().job.lock().unwrap() {
+            Job::Split(op) => Arc::clone(op),
+            _ => panic!("no op in the job slot"),
+        };
+        late.work(true);
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
     }
 
     #[test]
