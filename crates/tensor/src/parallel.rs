@@ -27,9 +27,9 @@ pub const THREADS_VARIABLE: &str = "TAPELOOP_NUM_THREADS";
 /// How long an idle helper keeps polling for the next op before it sleeps (OpenMP's "block
 /// time"; GNU OpenMP, which PyTorch's wheels use, spins longer by default). A recurrent step
 /// alternates a split GEMM with tens to hundreds of microseconds of unsplit elementwise work.
-/// Polling instead of sleeping in between made a small LSTM training step (T=50, B=32,
-/// H=128) 9% faster and a small GRU 10% (10 interleaved runs, medians); 0.2 ms measured the
-/// same as 1 ms there.
+/// Polling instead of sleeping in between made a small GRU training step (T=50, B=32, H=128)
+/// 4–10% faster in each of four interleaved A/B runs, and the LSTM up to 9% faster in four
+/// runs of five (BENCHMARKS.md); 0.2 ms measured the same as 1 ms there.
 const HELPER_POLL_TIME: Duration = Duration::from_millis(1);
 
 /// The threads one op may use: the caller plus `helpers`.
