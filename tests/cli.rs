@@ -81,5 +81,8 @@ fn the_environment_is_checked_even_when_threads_is_given() {
 fn a_thread_count_that_is_not_text_is_an_error() {
     use std::os::unix::ffi::OsStrExt;
     let not_utf8 = OsStr::from_bytes(&[0xff, b'2']);
-    assert_refused(&run_with_threads_variable(&TINY_BENCH, not_utf8), "");
+    assert_refused(
+        &run_with_threads_variable(&TINY_BENCH, not_utf8),
+        r#""\xFF2""#,
+    );
 }
