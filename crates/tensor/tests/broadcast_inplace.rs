@@ -94,6 +94,7 @@ proptest! {
         prop_assert_eq!(keep.to_vec(), before.clone(), "a clone sharing the storage changed");
         prop_assert_eq!(original.to_vec(), before, "the source view changed");
         prop_assert!(!target.shares_storage(&keep), "the write must have copied");
+        prop_assert!(target.is_contiguous(), "a copy-on-write result is compact");
     }
 }
 
@@ -233,4 +234,9 @@ fn empty_tensors_accept_inplace_writes() {
     empty.fill(1.0);
     empty.add_assign(&Tensor::zeros(&[0]));
     assert_eq!(empty.shape(), &[2, 0]);
+    // Shared storage takes the out-of-place copy-on-write path.
+    let shared = empty.clone();
+    empty.add_assign(&Tensor::zeros(&[0]));
+    assert_eq!(empty.shape(), &[2, 0]);
+    assert_eq!(shared.shape(), &[2, 0]);
 }

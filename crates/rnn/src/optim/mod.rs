@@ -239,7 +239,11 @@ impl<T: Element> ParameterStates<T> {
 
 /// `a` combined elementwise with `b` in place; the optimizers only pair tensors of one
 /// parameter's shape, so a mismatch is a bug here, not a user error.
-pub(crate) fn zip_in_place<T: Element>(a: &mut Tensor<T>, b: &Tensor<T>, f: impl Fn(T, T) -> T) {
+pub(crate) fn zip_in_place<T: Element>(
+    a: &mut Tensor<T>,
+    b: &Tensor<T>,
+    f: impl Fn(T, T) -> T + Sync + Send,
+) {
     a.try_zip_assign("optimizer", b, f)
         .expect("optimizer buffers have their parameter's shape");
 }

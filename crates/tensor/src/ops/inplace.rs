@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
 use crate::layout::{Layout, for_each_run};
+use crate::ops::elementwise::zip;
 use crate::ops::simd;
 use crate::ops::transpose::row_major_if_transposed;
 use crate::tensor::Tensor;
@@ -65,11 +66,12 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Applies `f(self_element, other_element)` in place, broadcasting `other` to `self`'s shape.
+    /// When the storage is shared, the result goes to fresh storage in one pass instead.
     pub fn try_zip_assign(
         &mut self,
         op: &'static str,
         other: &Self,
-        f: impl Fn(T, T) -> T,
+        f: impl Fn(T, T) -> T + Sync + Send,
     ) -> Result<()> {
         other.layout.broadcast_to(op, self.shape()).map_err(|_| {
             TensorError::new(
@@ -82,6 +84,13 @@ impl<T: Element> Tensor<T> {
                 ),
             )
         })?;
+        if !self.layout.has_overlap() && Arc::get_mut(&mut self.storage).is_none() {
+            // Copy-on-write as one out-of-place pass: copying the view and then updating the
+            // copy would read and write every element twice. (An overlapping view is refused
+            // below, as for unshared storage.)
+            *self = zip(op, self, other, f)?;
+            return Ok(());
+        }
         let other = self.readable_source(other);
         let other_layout = other
             .layout
