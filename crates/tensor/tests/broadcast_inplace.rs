@@ -78,15 +78,16 @@ proptest! {
             4 => other.broadcast_to(&shape).contiguous(),
             _ => original.map(|x| x * x - 1.0),
         };
-        let mut target = original.clone();
-        match op {
+        let apply = |target: &mut Tensor<f64>| match op {
             0 => target.add_assign(&other),
             1 => target.axpy(alpha, &other),
             2 => target.scale_assign(alpha),
             3 => target.fill(alpha),
             4 => target.copy_from(&other),
             _ => target.map_assign(|x| x * x - 1.0),
-        }
+        };
+        let mut target = original.clone();
+        apply(&mut target);
         prop_assert_eq!(target.shape(), shape.as_slice());
         for (g, w) in target.to_vec().iter().zip(want.to_vec()) {
             prop_assert!(close(*g, w, 1e-15), "{} vs {}", g, w);
@@ -95,6 +96,16 @@ proptest! {
         prop_assert_eq!(original.to_vec(), before, "the source view changed");
         prop_assert!(!target.shares_storage(&keep), "the write must have copied");
         prop_assert!(target.is_contiguous(), "a copy-on-write result is compact");
+
+        // The same view as the sole owner of its storage is written in place, through its
+        // strides, which it keeps.
+        let mut sole: Tensor<f64> = strided(&values, storage);
+        let strides = sole.strides().to_vec();
+        apply(&mut sole);
+        prop_assert_eq!(sole.strides(), strides.as_slice(), "an unshared view keeps its strides");
+        for (g, w) in sole.to_vec().iter().zip(want.to_vec()) {
+            prop_assert!(close(*g, w, 1e-15), "in place: {} vs {}", g, w);
+        }
     }
 }
 
@@ -215,6 +226,22 @@ fn inplace_source_that_does_not_broadcast_is_an_error() {
         "copy_from: cannot apply copy_from in place: [3, 2, 2] does not broadcast to [2, 2]"
     );
     assert_eq!(a.to_vec(), vec![0.0; 4]);
+    // Shared storage, which is written out of place, is refused the same way: the result
+    // must keep the destination's shape, so a source with more or larger dimensions is an
+    // error, not a larger tensor.
+    let keep = a.clone();
+    for source in [[1, 2, 2], [3, 2, 2]] {
+        let err = a
+            .try_zip_assign("add_assign", &Tensor::ones(&source), |x, y| x + y)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not broadcast to [2, 2]"),
+            "{err}"
+        );
+        assert_eq!(a.shape(), &[2, 2]);
+        assert_eq!(a.to_vec(), vec![0.0; 4]);
+        assert!(a.shares_storage(&keep));
+    }
 }
 
 #[test]

@@ -135,6 +135,20 @@ fn reductions_large() {
 }
 
 #[test]
+fn inplace_large_on_shared_storage_writes_a_copy() {
+    // Shared storage is updated out of place, by the multi-threaded kernel at this size.
+    let original = big(11).t();
+    let mut x = original.clone();
+    let column = Tensor::<f32>::from_vec((0..ROWS).map(|i| i as f32).collect(), &[ROWS]);
+    x.add_assign(&column);
+    assert!(!x.shares_storage(&original) && x.is_contiguous());
+    let (before, after) = (original.to_vec(), x.to_vec());
+    for (n, index) in indices(x.shape()).iter().enumerate().step_by(97) {
+        assert_eq!(after[n], before[n] + index[1] as f32);
+    }
+}
+
+#[test]
 fn inplace_large_through_a_view() {
     let mut x = big(9).t(); // unique storage, transposed strides
     let before = x.to_vec();

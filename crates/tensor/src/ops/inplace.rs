@@ -66,7 +66,9 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Applies `f(self_element, other_element)` in place, broadcasting `other` to `self`'s shape.
-    /// When the storage is shared, the result goes to fresh storage in one pass instead.
+    /// When the storage is shared, the result goes to fresh storage in one pass instead, through
+    /// the out-of-place kernel: above [`PARALLEL_THRESHOLD`](crate::PARALLEL_THRESHOLD) elements
+    /// `f` then runs on several threads at once, in no fixed order.
     pub fn try_zip_assign(
         &mut self,
         op: &'static str,
