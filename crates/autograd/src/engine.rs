@@ -262,7 +262,7 @@ fn run_pass<T: Element>(
         match node.kind {
             NodeKind::Leaf => {
                 if accumulate {
-                    accumulate_into(
+                    accumulate_into_node(
                         &mut node.grad.borrow_mut(),
                         keep(&grad),
                         options.create_graph,
@@ -272,7 +272,7 @@ fn run_pass<T: Element>(
             }
             NodeKind::Op => {
                 if accumulate && node.retains_grad.get() {
-                    accumulate_into(
+                    accumulate_into_node(
                         &mut node.grad.borrow_mut(),
                         keep(&grad),
                         options.create_graph,
@@ -312,7 +312,8 @@ fn run_pass<T: Element>(
             // ∂b = aᵀ g, kept as a factor pair: a weight shared by T steps gets one GEMM.
             let a = lhs
                 .borrow()
-                .clone()
+                .as_deref()
+                .cloned()
                 .ok_or(AutogradError::GraphFreed { op: node.op })?;
             let mut product = ProductSum::default();
             product.push(a.t(), grad.value.clone());
@@ -411,9 +412,26 @@ fn writable<T: Element>(value: &mut Tensor<T>) -> &mut Tensor<T> {
 fn accumulate_into<T: Element>(slot: &mut Option<Var<T>>, grad: Var<T>, create_graph: bool) {
     match slot {
         None => *slot = Some(grad),
-        Some(existing) if !create_graph && existing.node.is_none() && grad.node.is_none() => {
-            writable(&mut existing.value).add_assign(&grad.value);
-        }
-        Some(existing) => *existing = &*existing + &grad,
+        Some(existing) => add_into(existing, grad, create_graph),
+    }
+}
+
+/// [`accumulate_into`] for a node's own gradient, which the node keeps boxed.
+fn accumulate_into_node<T: Element>(
+    slot: &mut Option<Box<Var<T>>>,
+    grad: Var<T>,
+    create_graph: bool,
+) {
+    match slot {
+        None => *slot = Some(Box::new(grad)),
+        Some(existing) => add_into(existing, grad, create_graph),
+    }
+}
+
+fn add_into<T: Element>(existing: &mut Var<T>, grad: Var<T>, create_graph: bool) {
+    if !create_graph && existing.node.is_none() && grad.node.is_none() {
+        writable(&mut existing.value).add_assign(&grad.value);
+    } else {
+        *existing = &*existing + &grad;
     }
 }

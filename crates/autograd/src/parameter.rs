@@ -93,7 +93,7 @@ impl<T: Element> Parameter<T> {
 
     /// Replaces the accumulated gradient (e.g. after clipping).
     pub fn set_grad(&self, grad: Option<Tensor<T>>) {
-        *self.inner.leaf.grad.borrow_mut() = grad.map(Var::constant);
+        *self.inner.leaf.grad.borrow_mut() = grad.map(|g| Box::new(Var::constant(g)));
     }
 
     /// Clears the accumulated gradient.

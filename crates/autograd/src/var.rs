@@ -119,7 +119,9 @@ impl<T: Element> Var<T> {
     /// The gradient as a variable; connected to the graph when the backward pass that produced
     /// it ran with `create_graph`.
     pub fn grad_var(&self) -> Option<Var<T>> {
-        self.node.as_ref().and_then(|n| n.grad.borrow().clone())
+        self.node
+            .as_ref()
+            .and_then(|n| n.grad.borrow().as_deref().cloned())
     }
 
     /// Clears the accumulated gradient.

@@ -53,7 +53,7 @@ impl<T: Element> Var<T> {
         };
         if self.rank() == 2 && other.rank() == 2 {
             // The engine may defer `b`'s gradient and sum every step's share in one GEMM.
-            let lhs = RefCell::new(Some(self.value.clone()));
+            let lhs = RefCell::new(Some(Box::new(self.value.clone())));
             return Ok(Var::record_with_shortcut(
                 "matmul",
                 value,
