@@ -186,8 +186,9 @@ impl<T: Element> Drop for Node<T> {
         drop(self.backward.get_mut().take());
         while let Some(mut node) = pending.pop() {
             // Emptied in place through `get_mut` (the last reference) rather than moved out
-            // with `Rc::into_inner`: a node is over 500 bytes, and that move was a `memcpy`
-            // per node freed (3% of a tiny LSTM step's instructions under callgrind).
+            // with `Rc::into_inner`: a node was over 500 bytes then (336 now), and that move
+            // was a `memcpy` per node freed (3% of a tiny LSTM step's instructions under
+            // callgrind).
             // `get_mut` also needs no `Weak` to exist; nothing makes one to a node, and one
             // would bring back recursion here (`tests/memory.rs` builds chains deep enough to
             // overflow the stack then).
@@ -202,7 +203,7 @@ impl<T: Element> Drop for Node<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_pointer_width = "64"))]
 mod tests {
     use super::*;
 
@@ -210,7 +211,6 @@ mod tests {
     /// (552 bytes with them inline, which cost a tiny LSTM run 1.8% more instructions). A field
     /// added inline that pushes the size up should be a deliberate choice.
     #[test]
-    #[cfg(target_pointer_width = "64")]
     fn a_node_stays_small() {
         let size = std::mem::size_of::<Node<f32>>();
         assert!(size <= 336, "Node<f32> grew to {size} bytes");

@@ -6,8 +6,8 @@ use std::rc::Rc;
 use std::slice::from_ref;
 
 use tapeloop_autograd::{
-    AutogradError, BackwardOptions, Tensor, Var, detect_anomaly, grad, gradients, live_nodes,
-    no_grad, seeded_rng,
+    AutogradError, BackwardOptions, Parameter, Tensor, Var, detect_anomaly, grad, gradients,
+    live_nodes, no_grad, seeded_rng,
 };
 
 fn vector(values: &[f64]) -> Var<f64> {
@@ -91,6 +91,62 @@ fn retain_graph_allows_a_second_backward_and_gradients_accumulate() {
     assert_eq!(y.backward(), Err(AutogradError::GraphFreed { op: "sum" }));
     x.zero_grad();
     assert!(x.grad().is_none());
+}
+
+#[test]
+fn a_product_freed_by_one_backward_is_refused_by_the_next() {
+    // Two losses share one matrix product; the first backward frees it, with the operand it
+    // kept for the weight's deferred gradient.
+    let x = Var::constant(Tensor::<f64>::ones(&[2, 3]));
+    let w = Var::leaf(Tensor::<f64>::ones(&[3, 4]));
+    let product = x.matmul(&w);
+    let first = product.sum(&[], false);
+    let second = product.square().sum(&[], false);
+    first.backward().unwrap();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![2.0; 12]);
+    assert_eq!(
+        second.backward(),
+        Err(AutogradError::GraphFreed { op: "matmul" })
+    );
+}
+
+#[test]
+fn a_gradient_set_by_hand_is_added_to() {
+    let p = Parameter::new(Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2]));
+    p.set_grad(Some(Tensor::from_vec(vec![10.0, 20.0], &[2])));
+    (&p.var() * &p.var()).sum(&[], false).backward().unwrap();
+    assert_eq!(p.grad().unwrap().to_vec(), vec![12.0, 24.0]);
+    p.zero_grad();
+    assert!(p.grad().is_none());
+}
+
+#[test]
+fn create_graph_passes_accumulate_a_differentiable_gradient() {
+    // Two passes of y = Σ x³ with create_graph: x.grad = 2 · 3x², itself recorded, so its sum
+    // differentiates to 2 · 6x.
+    let x = vector(&[1.0, -1.5]);
+    let y = (&(&x * &x) * &x).sum(&[], false);
+    for _ in 0..2 {
+        y.backward_with(&Tensor::scalar(1.0), BackwardOptions::create_graph())
+            .unwrap();
+    }
+    let gradient = x.grad_var().unwrap();
+    assert!(
+        gradient.requires_grad(),
+        "the accumulated sum must be recorded"
+    );
+    assert!(close(&gradient.value().to_vec(), &[6.0, 13.5], 1e-12));
+    let second = grad(
+        &[gradient.sum(&[], false)],
+        from_ref(&x),
+        None,
+        BackwardOptions::default(),
+        false,
+    )
+    .unwrap()
+    .remove(0)
+    .unwrap();
+    assert!(close(&second.value().to_vec(), &[12.0, -18.0], 1e-12));
 }
 
 #[test]
