@@ -18,6 +18,20 @@ fn close(a: &[f64], b: &[f64], tolerance: f64) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tolerance)
 }
 
+/// `∂output/∂x` by `grad`, without recording the pass.
+fn gradient_of(output: Var<f64>, x: &Var<f64>) -> Var<f64> {
+    grad(
+        &[output],
+        from_ref(x),
+        None,
+        BackwardOptions::default(),
+        false,
+    )
+    .unwrap()
+    .remove(0)
+    .expect("x is in the graph")
+}
+
 #[test]
 fn backward_of_a_non_scalar_needs_a_seed() {
     let x = Var::leaf(Tensor::<f64>::ones(&[2, 3]));
@@ -136,16 +150,7 @@ fn create_graph_passes_accumulate_a_differentiable_gradient() {
         "the accumulated sum must be recorded"
     );
     assert!(close(&gradient.value().to_vec(), &[6.0, 13.5], 1e-12));
-    let second = grad(
-        &[gradient.sum(&[], false)],
-        from_ref(&x),
-        None,
-        BackwardOptions::default(),
-        false,
-    )
-    .unwrap()
-    .remove(0)
-    .unwrap();
+    let second = gradient_of(gradient.sum(&[], false), &x);
     assert!(close(&second.value().to_vec(), &[12.0, -18.0], 1e-12));
 }
 
@@ -276,16 +281,7 @@ fn hessian_vector_product_matches_the_analytic_one() {
     .unwrap();
     assert!(gradient.requires_grad());
     let directional = (&gradient * &v).sum(&[], false);
-    let hv = grad(
-        &[directional],
-        &[x],
-        None,
-        BackwardOptions::default(),
-        false,
-    )
-    .unwrap()
-    .remove(0)
-    .unwrap();
+    let hv = gradient_of(directional, &x);
     let xx: f64 = x_values.iter().map(|a| a * a).sum();
     let xv: f64 = x_values.iter().zip(&v_values).map(|(a, b)| a * b).sum();
     let expected: Vec<f64> = (0..3)
