@@ -58,6 +58,7 @@ pub fn contiguous_strides(shape: &[usize]) -> Strides {
 ///     "sum: dimension 3 is out of range for a tensor of rank 3"
 /// );
 /// ```
+#[inline]
 pub fn normalize_dim(op: &'static str, dim: isize, rank: usize) -> Result<usize> {
     let resolved = if dim < 0 { dim + rank as isize } else { dim };
     if resolved < 0 || resolved >= rank as isize {
@@ -118,36 +119,43 @@ impl Layout {
     }
 
     /// Dimension sizes.
+    #[inline]
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
 
     /// Strides in elements.
+    #[inline]
     pub fn strides(&self) -> &[usize] {
         &self.strides
     }
 
     /// Position of element `[0, 0, …]` in the storage.
+    #[inline]
     pub fn offset(&self) -> usize {
         self.offset
     }
 
     /// Number of dimensions.
+    #[inline]
     pub fn rank(&self) -> usize {
         self.shape.len()
     }
 
     /// Number of elements.
+    #[inline]
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
 
     /// True when the view holds no element.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// True when elements are row-major and back to back (the offset may be anything).
+    #[inline]
     pub fn is_contiguous(&self) -> bool {
         let mut step = 1;
         for (&size, &stride) in self.shape.iter().zip(&self.strides).rev() {
@@ -160,6 +168,7 @@ impl Layout {
     }
 
     /// The storage range `[offset, offset + len)` when the layout is contiguous.
+    #[inline]
     pub fn contiguous_range(&self) -> Option<std::ops::Range<usize>> {
         self.is_contiguous()
             .then(|| self.offset..self.offset + self.len())

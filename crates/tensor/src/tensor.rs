@@ -141,31 +141,37 @@ impl<T: Element> Tensor<T> {
     }
 
     /// The layout: shape, strides and offset.
+    #[inline]
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
 
     /// Dimension sizes.
+    #[inline]
     pub fn shape(&self) -> &[usize] {
         self.layout.shape()
     }
 
     /// Strides in elements.
+    #[inline]
     pub fn strides(&self) -> &[usize] {
         self.layout.strides()
     }
 
     /// Number of dimensions.
+    #[inline]
     pub fn rank(&self) -> usize {
         self.layout.rank()
     }
 
     /// Number of elements.
+    #[inline]
     pub fn len(&self) -> usize {
         self.layout.len()
     }
 
     /// True when the tensor holds no element.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.layout.is_empty()
     }
@@ -178,6 +184,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// True when the elements are row-major and back to back.
+    #[inline]
     pub fn is_contiguous(&self) -> bool {
         self.layout.is_contiguous()
     }
