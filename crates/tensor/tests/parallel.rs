@@ -134,18 +134,31 @@ fn reductions_large() {
     assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-12));
 }
 
+/// `x` (a transposed `big`, [COLS, ROWS]) plus `0, 1, …, ROWS − 1` along its rows, in place;
+/// checks that element `[i, j]` gained `j`, sampling every `step`-th element.
+fn add_column_indices(x: &mut Tensor<f32>, step: usize) {
+    let before = x.to_vec();
+    let column = Tensor::<f32>::from_vec((0..ROWS).map(|i| i as f32).collect(), &[ROWS]);
+    x.add_assign(&column);
+    let after = x.to_vec();
+    for (n, index) in indices(x.shape()).iter().enumerate().step_by(step) {
+        assert_eq!(after[n], before[n] + index[1] as f32);
+    }
+}
+
 #[test]
 fn inplace_large_on_shared_storage_writes_a_copy() {
     // Shared storage is updated out of place, by the multi-threaded kernel at this size.
     let original = big(11).t();
+    let before = original.to_vec();
     let mut x = original.clone();
-    let column = Tensor::<f32>::from_vec((0..ROWS).map(|i| i as f32).collect(), &[ROWS]);
-    x.add_assign(&column);
+    add_column_indices(&mut x, 97);
     assert!(!x.shares_storage(&original) && x.is_contiguous());
-    let (before, after) = (original.to_vec(), x.to_vec());
-    for (n, index) in indices(x.shape()).iter().enumerate().step_by(97) {
-        assert_eq!(after[n], before[n] + index[1] as f32);
-    }
+    assert_eq!(
+        original.to_vec(),
+        before,
+        "the shared tensor must not change"
+    );
 }
 
 #[test]
@@ -153,12 +166,7 @@ fn inplace_large_through_a_view() {
     let mut x = big(9).t(); // unique storage, transposed strides
     let before = x.to_vec();
     let y = big(10).select(0, 5); // [COLS]: one value per row of x
-    let column = Tensor::<f32>::from_vec((0..ROWS).map(|i| i as f32).collect(), &[ROWS]);
-    x.add_assign(&column);
-    let after = x.to_vec();
-    for (n, index) in indices(x.shape()).iter().enumerate().step_by(101) {
-        assert_eq!(after[n], before[n] + index[1] as f32);
-    }
+    add_column_indices(&mut x, 101);
     x.axpy(0.5, &y.unsqueeze(1));
     assert_eq!(
         x.get(&[7, 3]),
