@@ -10,8 +10,8 @@ use tapeloop_tensor::{Indices, Tensor};
 proptest! {
     #![proptest_config(config())]
 
-    /// Concatenating the pieces of a split (each piece made contiguous or not) gives back the
-    /// original; stacking selected slices does too.
+    /// Concatenating the pieces of a split (some or all of them made contiguous) gives back
+    /// the original; stacking selected slices does too.
     #[test]
     fn cat_undoes_split_and_stack_undoes_select(
         shape in shape_strategy().prop_filter("rank ≥ 1", |s| !s.is_empty()),
@@ -26,6 +26,10 @@ proptest! {
             .collect();
         let refs: Vec<&Tensor<f64>> = mixed.iter().collect();
         assert_matches(&Tensor::cat(&refs, d as isize - shape.len() as isize), &Dense::of(&x));
+        // All contiguous: appended row by row, without the strided copy.
+        let compact: Vec<Tensor<f64>> = pieces.iter().map(Tensor::contiguous).collect();
+        let refs: Vec<&Tensor<f64>> = compact.iter().collect();
+        assert_matches(&Tensor::cat(&refs, d as isize), &Dense::of(&x));
         if shape[d] > 0 {
             let slices: Vec<Tensor<f64>> = (0..shape[d]).map(|i| x.select(d as isize, i)).collect();
             let refs: Vec<&Tensor<f64>> = slices.iter().collect();

@@ -48,15 +48,24 @@ impl<T: Element> Tensor<T> {
         let mut shape = first.shape_vec();
         shape[d] = total;
         let out_layout = Layout::contiguous(&shape);
-        if first.shape()[..d].iter().all(|&size| size == 1) {
-            // Nothing before `dim` but ones: the result is each tensor's elements in row-major
-            // order, one after the other, appended without first zero-filling the output.
+        // Each index before `dim` owns one row of the result: every input's matching block,
+        // one after the other. Appended, the result needs no zero fill first.
+        let rows: usize = shape[..d].iter().product();
+        let contiguous: Option<Vec<&[T]>> = tensors.iter().map(|t| t.as_slice()).collect();
+        if let Some(inputs) = contiguous {
+            let mut out = Vec::with_capacity(out_layout.len());
+            for row in 0..rows {
+                for elements in &inputs {
+                    let block = elements.len() / rows;
+                    out.extend_from_slice(&elements[row * block..(row + 1) * block]);
+                }
+            }
+            return Ok(Self::from_contiguous(out, &shape));
+        }
+        if rows == 1 {
             let mut out = Vec::with_capacity(out_layout.len());
             for t in tensors {
-                match t.as_slice() {
-                    Some(elements) => out.extend_from_slice(elements),
-                    None => out.extend(t.to_vec()),
-                }
+                out.extend(t.to_vec());
             }
             return Ok(Self::from_contiguous(out, &shape));
         }
