@@ -17,6 +17,7 @@ use crate::deferred::ProductSum;
 use crate::error::{AnomalyReport, AutogradError, location_string};
 use crate::mode::{self, GradModeGuard};
 use crate::node::{BackwardContext, Node, NodeKind, Shortcut};
+use crate::slices::SliceGradients;
 use crate::var::Var;
 
 /// Hashes a node's address with one multiplication. The keys are addresses the process chose,
@@ -204,6 +205,10 @@ fn run_pass<T: Element>(
     let mut deferred: Vec<ProductSum<T>> = std::iter::repeat_with(ProductSum::default)
         .take(order.len())
         .collect();
+    // Slice gradients not yet joined (see `slices`); outside `create_graph` only.
+    let mut slices: Vec<SliceGradients<T>> = std::iter::repeat_with(SliceGradients::default)
+        .take(order.len())
+        .collect();
     let shortcuts = !options.create_graph && !mode::is_anomaly_enabled();
     for (node, seed) in roots {
         accumulate_into(
@@ -220,8 +225,9 @@ fn run_pass<T: Element>(
             let observed = !node.hooks.borrow().is_empty()
                 || node.retains_grad.get()
                 || wanted.iter().any(|w| Rc::ptr_eq(w, node));
-            if let (Some(Shortcut::Transpose), Some(Some(input)), None, false) =
-                (&node.shortcut, node.inputs.first(), &grads[index], observed)
+            let alone = grads[index].is_none() && slices[index].is_empty();
+            if let (Some(Shortcut::Transpose), Some(Some(input)), true, false) =
+                (&node.shortcut, node.inputs.first(), alone, observed)
             {
                 if node.backward.borrow().is_none() {
                     return Err(AutogradError::GraphFreed { op: node.op });
@@ -238,6 +244,10 @@ fn run_pass<T: Element>(
                 continue;
             }
             accumulate_into(&mut grads[index], Var::constant(pending.evaluate()), false);
+        }
+        let held = std::mem::take(&mut slices[index]);
+        if !held.is_empty() {
+            grads[index] = held.join(grads[index].take(), &node.shape);
         }
         let Some(mut grad) = grads[index].take() else {
             continue;
@@ -284,21 +294,13 @@ fn run_pass<T: Element>(
             && let (Some(Shortcut::Slice(slice)), Some(Some(input))) =
                 (&node.shortcut, node.inputs.first())
         {
-            // A block of its input: add the gradient into that block in place.
+            // A block of its input: held until the input's gradient is needed (see `slices`).
             if node.backward.borrow().is_none() {
                 return Err(AutogradError::GraphFreed { op: node.op });
             }
             check_gradient(node, &grad)?;
-            let piece = if slice.squeezed {
-                grad.value.unsqueeze(slice.dim as isize)
-            } else {
-                grad.value.clone()
-            };
-            let slot = &mut grads[position[&Rc::as_ptr(input)]];
-            let target = slot.get_or_insert_with(|| Var::constant(Tensor::zeros(&input.shape)));
-            target
-                .value
-                .narrow_add_assign(slice.dim as isize, slice.start, &piece);
+            let target = position[&Rc::as_ptr(input)];
+            slices[target].add(&mut grads[target], &input.shape, *slice, grad.value);
             if !retain {
                 node.backward.borrow_mut().take();
             }
@@ -399,7 +401,7 @@ fn check_gradient<T: Element>(node: &Node<T>, gradient: &Var<T>) -> Result<(), A
 
 /// A gradient made safe to add into in place: broadcast gradients (a `sum`'s, say) are stride-0
 /// views, whose elements must first get storage of their own.
-fn writable<T: Element>(value: &mut Tensor<T>) -> &mut Tensor<T> {
+pub(crate) fn writable<T: Element>(value: &mut Tensor<T>) -> &mut Tensor<T> {
     if value.layout().has_overlap() {
         *value = value.contiguous();
     }

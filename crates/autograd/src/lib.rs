@@ -49,6 +49,7 @@ mod mode;
 mod node;
 mod ops;
 mod parameter;
+mod slices;
 #[cfg(feature = "proptest")]
 pub mod strategies;
 mod var;

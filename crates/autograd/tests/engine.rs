@@ -427,3 +427,51 @@ fn fused_and_recorded_unary_derivatives_agree_bit_for_bit() {
     .unwrap();
     assert_eq!(g[0].as_ref().unwrap().value().to_vec(), vec![0.0, 0.0, 1.0]);
 }
+
+#[test]
+fn slice_gradients_are_joined_or_summed_with_the_rest() {
+    let x = Var::leaf(Tensor::<f64>::from_vec(
+        vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        &[2, 3],
+    ));
+    // Pieces that tile x: each column's gradient is its own weight.
+    // (Each case records its graph afresh: a backward pass frees the one it ran through.)
+    let tiled = || {
+        let columns = x.chunk(3, 1);
+        (0..3)
+            .map(|i| columns[i].mul_scalar(i as f64 + 1.0).sum(&[], false))
+            .reduce(|a, b| &a + &b)
+            .unwrap()
+    };
+    assert_eq!(
+        gradient_of(tiled(), &x).value().to_vec(),
+        vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]
+    );
+    // The same pieces, plus x used whole, plus a row taken twice (overlapping blocks).
+    let row = x.select(0, 1);
+    let mixed =
+        &(&tiled() + &x.square().sum(&[], false)) + &(&row.sum(&[], false) + &row.sum(&[], false));
+    assert_eq!(
+        gradient_of(mixed, &x).value().to_vec(),
+        vec![3.0, 6.0, 9.0, 11.0, 14.0, 17.0]
+    );
+    // x as the right factor of a matrix product too: that gradient is kept as a deferred
+    // product until x's turn, and then meets the held pieces in one sum.
+    let c = Var::constant(Tensor::<f64>::from_vec(vec![1.0, -1.0], &[1, 2]));
+    let both = &c.matmul(&x).sum(&[], false) + &tiled();
+    assert_eq!(
+        gradient_of(both, &x).value().to_vec(),
+        vec![2.0, 3.0, 4.0, 0.0, 1.0, 2.0]
+    );
+    // The same through a transposed view, which passes a deferred product on to x unless
+    // slices of the view are held too.
+    let xt = x.t();
+    let c = Var::constant(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0], &[1, 3]));
+    let rows = xt.chunk(2, 1);
+    let through_view = &c.matmul(&xt).sum(&[], false)
+        + &(&rows[0].sum(&[], false) + &rows[1].mul_scalar(2.0).sum(&[], false));
+    assert_eq!(
+        gradient_of(through_view, &x).value().to_vec(),
+        vec![2.0, 3.0, 4.0, 3.0, 4.0, 5.0]
+    );
+}
