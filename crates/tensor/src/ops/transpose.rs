@@ -2,8 +2,9 @@
 //!
 //! A transposed view (a column-major GEMM result, `w.t()`) read in row-major order touches one
 //! element per cache line. Kernels that walk their output row by row therefore first copy such
-//! an operand with [`transpose_into`], which moves it in square tiles: for `f32` on AVX-512,
-//! sixteen 16-wide loads, a register transpose and sixteen stores per tile.
+//! an operand with [`transpose_into`], which moves it in square tiles: for `f32`, sixteen
+//! 16-wide loads, a register transpose and sixteen stores per tile on AVX-512, eight 8-wide
+//! ones on AVX2.
 
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
@@ -112,7 +113,7 @@ fn transpose_strip<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [MaybeUnini
     if rows == 0 || cols == 0 {
         return;
     }
-    // Checked arithmetic: this bound is what keeps the AVX-512 kernel's unchecked loads inside
+    // Checked arithmetic: this bound is what keeps the register kernels' unchecked loads inside
     // the storage, so it must not wrap.
     let end = (cols - 1)
         .checked_mul(column_stride)
@@ -122,12 +123,10 @@ fn transpose_strip<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [MaybeUnini
         column_stride >= rows && end.is_some_and(|end| end <= storage.len()),
         "transpose: the matrix does not fit in its storage"
     );
-    // The kernel exists for f32 only. Picking it by `TypeId` keeps a kernel-specific hook out of
-    // the public `Element` trait.
+    // The register kernels exist for f32 only. Picking them by `TypeId` keeps a kernel-specific
+    // hook out of the public `Element` trait.
     #[cfg(target_arch = "x86_64")]
-    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-        && std::arch::is_x86_feature_detected!("avx512f")
-    {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
         // SAFETY: `T` is `f32` (same `TypeId`), so both slices have exactly the layout of the
         // `f32` slices they are cast to.
         let (storage, dst) = unsafe {
@@ -136,16 +135,16 @@ fn transpose_strip<T: Element>(matrix: ColumnMajor<'_, T>, dst: &mut [MaybeUnini
                 &mut *(dst as *mut [MaybeUninit<T>] as *mut [MaybeUninit<f32>]),
             )
         };
-        let matrix = matrix.over(storage);
-        // SAFETY: the CPU has AVX-512F (checked above); the bounds were asserted above.
-        unsafe { avx512::transpose_f32(matrix, dst) };
-        return;
+        // SAFETY: the bounds were asserted above.
+        if unsafe { x86::transpose_f32(matrix.over(storage), dst) } {
+            return;
+        }
     }
     transpose_tiled(matrix, dst, 0, 0);
 }
 
 /// The portable tiled copy, for the elements with row `≥ from_row` or column `≥ from_col`
-/// (the rest is the AVX-512 kernel's, when it runs).
+/// (the rest is the register kernel's, when one runs).
 fn transpose_tiled<T: Copy>(
     matrix: ColumnMajor<'_, T>,
     dst: &mut [MaybeUninit<T>],
@@ -189,14 +188,78 @@ pub(crate) fn row_major_if_transposed<T: Element>(tensor: &Tensor<T>) -> Cow<'_,
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+mod x86 {
     use std::arch::x86_64::*;
     use std::mem::MaybeUninit;
 
     use super::ColumnMajor;
 
-    /// Transposes the 16 × 16 block whose column `k` is the 16 floats at `src + k·src_stride`
-    /// into 16 rows at `dst + k·dst_stride`.
+    /// A register transpose of one `n × n` tile: column `k` is the `n` floats at
+    /// `src + k·src_stride`, and becomes the row at `dst + k·dst_stride`. Paired with its `n`.
+    pub(super) type Tile = (unsafe fn(*const f32, usize, *mut f32, usize), usize);
+
+    /// The tile kernels this CPU can run, widest first.
+    pub(super) fn tiles() -> Vec<Tile> {
+        let mut tiles: Vec<Tile> = Vec::new();
+        if is_x86_feature_detected!("avx512f") {
+            tiles.push((tile_16x16, 16));
+        }
+        if is_x86_feature_detected!("avx2") {
+            tiles.push((tile_8x8, 8));
+        }
+        tiles
+    }
+
+    /// [`super::transpose_strip`] for `f32` with the widest tile kernel this CPU has (16 × 16
+    /// on AVX-512, 8 × 8 on AVX2). False, having done nothing, on a CPU with neither.
+    ///
+    /// # Safety
+    /// `dst` has `rows·cols` slots and the matrix lies inside its storage.
+    pub(super) unsafe fn transpose_f32(
+        matrix: ColumnMajor<'_, f32>,
+        dst: &mut [MaybeUninit<f32>],
+    ) -> bool {
+        let Some(&tile) = tiles().first() else {
+            return false;
+        };
+        // SAFETY: the caller's contract; `tile` is one this CPU can run.
+        unsafe { transpose_by_tiles(tile, matrix, dst) };
+        true
+    }
+
+    /// Whole tiles by `tile`, the edges by the portable loop.
+    ///
+    /// # Safety
+    /// As [`transpose_f32`], and the CPU can run `tile` (it came from [`tiles`]).
+    pub(super) unsafe fn transpose_by_tiles(
+        (tile, size): Tile,
+        matrix: ColumnMajor<'_, f32>,
+        dst: &mut [MaybeUninit<f32>],
+    ) {
+        let (rows, cols, stride) = (matrix.rows, matrix.cols, matrix.column_stride);
+        let (full_rows, full_cols) = (rows / size * size, cols / size * size);
+        let (storage, out) = (matrix.storage.as_ptr(), dst.as_mut_ptr().cast::<f32>());
+        for col in (0..full_cols).step_by(size) {
+            for row in (0..full_rows).step_by(size) {
+                // SAFETY: row + size ≤ rows and col + size ≤ cols, so the tile's source columns
+                // lie inside the matrix, which lies inside its storage (the caller's contract;
+                // the pointer is derived from the whole storage, so it may reach all of them),
+                // and its destination rows inside `dst`. The CPU can run `tile` (the caller's
+                // contract).
+                unsafe {
+                    tile(
+                        storage.add(matrix.offset + col * stride + row),
+                        stride,
+                        out.add(row * cols + col),
+                        cols,
+                    )
+                };
+            }
+        }
+        super::transpose_tiled(matrix, dst, full_rows, full_cols);
+    }
+
+    /// A [`Tile`] of 16 × 16.
     ///
     /// # Safety
     /// The CPU has AVX-512F; the 16 source columns and 16 destination rows are in bounds.
@@ -247,34 +310,46 @@ mod avx512 {
         }
     }
 
-    /// [`super::transpose_strip`] for `f32`: whole 16 × 16 tiles in registers, the edges by the
-    /// portable loop.
+    /// A [`Tile`] of 8 × 8.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; `dst` has `rows·cols` slots and the matrix lies inside its storage
-    /// (both asserted by the caller).
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transpose_f32(matrix: ColumnMajor<'_, f32>, dst: &mut [MaybeUninit<f32>]) {
-        let (rows, cols, stride) = (matrix.rows, matrix.cols, matrix.column_stride);
-        let (full_rows, full_cols) = (rows / 16 * 16, cols / 16 * 16);
-        let (storage, out) = (matrix.storage.as_ptr(), dst.as_mut_ptr().cast::<f32>());
-        for col in (0..full_cols).step_by(16) {
-            for row in (0..full_rows).step_by(16) {
-                // SAFETY: row + 16 ≤ rows and col + 16 ≤ cols, so the tile's source columns
-                // lie inside the matrix, which lies inside its storage (asserted by the caller;
-                // the pointer is derived from the whole storage, so it may reach all of them),
-                // and its destination rows inside `dst`.
-                unsafe {
-                    tile_16x16(
-                        storage.add(matrix.offset + col * stride + row),
-                        stride,
-                        out.add(row * cols + col),
-                        cols,
-                    )
-                };
+    /// The CPU has AVX2; the 8 source columns and 8 destination rows are in bounds.
+    #[target_feature(enable = "avx2")]
+    unsafe fn tile_8x8(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+        // SAFETY: the caller guarantees the 8 loads and 8 stores are in bounds.
+        unsafe {
+            let c: [__m256; 8] = std::array::from_fn(|k| _mm256_loadu_ps(src.add(k * src_stride)));
+            // Interleave pairs of columns, then pairs of pairs (two floats at a time), then swap
+            // 128-bit halves: the three-stage 8 × 8 register transpose.
+            let pairs: [__m256; 8] = std::array::from_fn(|k| {
+                let (a, b) = (c[k & !1], c[k | 1]);
+                if k % 2 == 0 {
+                    _mm256_unpacklo_ps(a, b)
+                } else {
+                    _mm256_unpackhi_ps(a, b)
+                }
+            });
+            let quads: [__m256; 8] = std::array::from_fn(|k| {
+                let base = k & !3;
+                let (a, b) = (pairs[base + (k & 2) / 2], pairs[base + 2 + (k & 2) / 2]);
+                if k % 2 == 0 {
+                    _mm256_shuffle_ps::<0x44>(a, b)
+                } else {
+                    _mm256_shuffle_ps::<0xee>(a, b)
+                }
+            });
+            for k in 0..4 {
+                let (a, b) = (quads[k], quads[4 + k]);
+                _mm256_storeu_ps(
+                    dst.add(k * dst_stride),
+                    _mm256_permute2f128_ps::<0x20>(a, b),
+                );
+                _mm256_storeu_ps(
+                    dst.add((k + 4) * dst_stride),
+                    _mm256_permute2f128_ps::<0x31>(a, b),
+                );
             }
         }
-        super::transpose_tiled(matrix, dst, full_rows, full_cols);
     }
 }
 
@@ -282,12 +357,13 @@ mod avx512 {
 mod tests {
     use super::*;
 
-    /// The AVX-512 path (when this CPU has it) and the portable loop agree element for element,
-    /// for sizes around whole tiles, with padding between columns and an offset.
+    /// Every register kernel this CPU has (AVX-512, AVX2), and the dispatching entry point,
+    /// agree with the portable loop element for element, for sizes around whole tiles, with
+    /// padding between columns and an offset.
     #[test]
     fn the_register_tiles_agree_with_the_portable_loop() {
-        for rows in [1, 15, 16, 17, 31, 32, 33, 48] {
-            for cols in [1, 15, 16, 17, 40] {
+        for rows in [1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48] {
+            for cols in [1, 7, 8, 9, 15, 16, 17, 40] {
                 let column_stride = rows + 3;
                 let storage: Vec<f32> = (0..5 + cols * column_stride).map(|x| x as f32).collect();
                 let matrix = ColumnMajor {
@@ -297,22 +373,30 @@ mod tests {
                     cols,
                     column_stride,
                 };
-                let mut fast = vec![MaybeUninit::new(f32::NAN); rows * cols];
-                let mut plain = vec![MaybeUninit::new(f32::NAN); rows * cols];
-                transpose_into(matrix, &mut fast);
-                transpose_tiled(matrix, &mut plain, 0, 0);
-                for i in 0..rows {
-                    for j in 0..cols {
-                        // SAFETY: both buffers were initialized (with NaN) before the copies.
-                        let (f, p) = unsafe {
-                            (
-                                fast[i * cols + j].assume_init(),
-                                plain[i * cols + j].assume_init(),
-                            )
-                        };
-                        let want = storage[5 + i + j * column_stride];
-                        assert_eq!((f, p), (want, want), "[{rows}, {cols}] element ({i}, {j})");
+                let want = |i: usize, j: usize| storage[5 + i + j * column_stride];
+                let check = |got: &[MaybeUninit<f32>], by: &str| {
+                    for i in 0..rows {
+                        for j in 0..cols {
+                            // SAFETY: every buffer was initialized (with NaN) before the copy.
+                            let value = unsafe { got[i * cols + j].assume_init() };
+                            assert_eq!(value, want(i, j), "{by}, [{rows}, {cols}] ({i}, {j})");
+                        }
                     }
+                };
+                let fresh = || vec![MaybeUninit::new(f32::NAN); rows * cols];
+                let mut plain = fresh();
+                transpose_tiled(matrix, &mut plain, 0, 0);
+                check(&plain, "portable loop");
+                let mut dispatched = fresh();
+                transpose_into(matrix, &mut dispatched);
+                check(&dispatched, "transpose_into");
+                #[cfg(target_arch = "x86_64")]
+                for tile in x86::tiles() {
+                    let mut fast = fresh();
+                    // SAFETY: `fast` has rows·cols slots, the matrix lies inside `storage`, and
+                    // `tile` is one this CPU can run.
+                    unsafe { x86::transpose_by_tiles(tile, matrix, &mut fast) };
+                    check(&fast, &format!("{0} × {0} tiles", tile.1));
                 }
             }
         }
