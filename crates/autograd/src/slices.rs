@@ -78,9 +78,12 @@ impl<T: Element> SliceGradients<T> {
         let mut whole = std::mem::take(self)
             .join(dense.take(), shape)
             .unwrap_or_else(|| Var::constant(Tensor::zeros(shape)));
-        whole
-            .value
-            .narrow_add_assign(slice.dim as isize, slice.start, &block);
+        // A whole gradient may be a broadcast (stride-0) view, a `sum`'s say.
+        crate::engine::writable(&mut whole.value).narrow_add_assign(
+            slice.dim as isize,
+            slice.start,
+            &block,
+        );
         *dense = Some(whole);
     }
 

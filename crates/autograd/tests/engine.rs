@@ -475,3 +475,19 @@ fn slice_gradients_are_joined_or_summed_with_the_rest() {
         vec![2.0, 3.0, 4.0, 3.0, 4.0, 5.0]
     );
 }
+
+#[test]
+fn a_broadcast_gradient_arriving_before_a_slice_gradient_is_added_to() {
+    // `sum`'s gradient is a stride-0 view; it reaches x before the row's block does. Both
+    // under and over the size up to which slice blocks are held back.
+    for rows in [3, 70_000] {
+        let x = Var::leaf(Tensor::<f64>::ones(&[rows, 4]));
+        let y = &x.narrow(0, 1, 1).sum(&[], false) + &x.sum(&[], false);
+        let g = gradient_of(y, &x).value().to_vec();
+        assert_eq!(
+            &g[..12],
+            &[1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0]
+        );
+        assert!(g[12..].iter().all(|&v| v == 1.0), "{rows} rows");
+    }
+}
