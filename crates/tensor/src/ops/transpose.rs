@@ -198,16 +198,16 @@ mod x86 {
     /// `src + k·src_stride`, and becomes the row at `dst + k·dst_stride`. Paired with its `n`.
     pub(super) type Tile = (unsafe fn(*const f32, usize, *mut f32, usize), usize);
 
-    /// The tile kernels this CPU can run, widest first.
-    pub(super) fn tiles() -> Vec<Tile> {
-        let mut tiles: Vec<Tile> = Vec::new();
-        if is_x86_feature_detected!("avx512f") {
-            tiles.push((tile_16x16, 16));
-        }
-        if is_x86_feature_detected!("avx2") {
-            tiles.push((tile_8x8, 8));
-        }
-        tiles
+    /// The tile kernels this CPU can run, widest first. (No allocation: this runs on every
+    /// copy, once per recurrent step.)
+    pub(super) fn tiles() -> impl Iterator<Item = Tile> {
+        let kernels: [(bool, Tile); 2] = [
+            (is_x86_feature_detected!("avx512f"), (tile_16x16, 16)),
+            (is_x86_feature_detected!("avx2"), (tile_8x8, 8)),
+        ];
+        kernels
+            .into_iter()
+            .filter_map(|(available, tile)| available.then_some(tile))
     }
 
     /// [`super::transpose_strip`] for `f32` with the widest tile kernel this CPU has (16 × 16
@@ -219,7 +219,7 @@ mod x86 {
         matrix: ColumnMajor<'_, f32>,
         dst: &mut [MaybeUninit<f32>],
     ) -> bool {
-        let Some(&tile) = tiles().first() else {
+        let Some(tile) = tiles().next() else {
             return false;
         };
         // SAFETY: the caller's contract; `tile` is one this CPU can run.
