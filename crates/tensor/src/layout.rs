@@ -14,7 +14,8 @@ pub type Shape = SmallVec<[usize; 4]>;
 /// Element strides per dimension (0 for broadcast dimensions).
 pub type Strides = SmallVec<[usize; 4]>;
 
-/// Shape, strides (in elements) and offset of a tensor view.
+/// Shape, strides (in elements) and offset of a tensor view. Its number of elements always
+/// fits in a `usize` ([`element_count`]): kernels size buffers and walk storage by it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Layout {
     shape: Shape,
@@ -34,17 +35,71 @@ impl Clone for Layout {
     }
 }
 
+/// The number of elements of `shape`, or an error for `op` when that number does not fit in a
+/// `usize`: no memory could hold such a tensor, and a layout claiming it would let kernels
+/// address elements past their storage. A shape with a size 0 is empty, however large its
+/// other sizes.
+///
+/// ```
+/// use tapeloop_tensor::element_count;
+/// assert_eq!(element_count("zeros", &[2, 3]).unwrap(), 6);
+/// assert_eq!(element_count("zeros", &[1 << 40, 1 << 40, 0]).unwrap(), 0);
+/// assert!(element_count("zeros", &[1 << 40, 1 << 40]).is_err());
+/// ```
+#[inline]
+pub fn element_count(op: &'static str, shape: &[usize]) -> Result<usize> {
+    // Without the strides `row_major` also makes: this runs for every elementwise op.
+    let mut count = 1usize;
+    let mut wrapped = false;
+    for &size in shape {
+        let (next, overflow) = count.overflowing_mul(size);
+        count = next;
+        wrapped |= overflow;
+    }
+    unless_wrapped(count, wrapped, shape).ok_or_else(|| too_many_elements(op, shape))
+}
+
+/// `count`, the wrapped product of `shape`'s sizes, unless it overflowed for a shape with no
+/// size 0. With one, the count is 0 however the other sizes wrapped (and no stride of the
+/// shape ever addresses an element).
+#[inline]
+fn unless_wrapped(count: usize, wrapped: bool, shape: &[usize]) -> Option<usize> {
+    (!wrapped || shape.contains(&0)).then_some(count)
+}
+
+#[cold]
+fn too_many_elements(op: &'static str, shape: &[usize]) -> TensorError {
+    TensorError::new(
+        op,
+        format!(
+            "shape {} has more elements than a usize can count",
+            shape_str(shape)
+        ),
+    )
+}
+
 /// Row-major strides for a shape.
 pub fn contiguous_strides(shape: &[usize]) -> Strides {
+    row_major(shape).0
+}
+
+/// Row-major strides of `shape` and its number of elements, `None` when that does not fit in a
+/// `usize`. One pass: this runs for every tensor made, so it is inlined into its callers
+/// (as a call, its two results went through memory).
+#[inline(always)]
+fn row_major(shape: &[usize]) -> (Strides, Option<usize>) {
     // Started as a copy of `shape` (every element is overwritten below): `from_slice` is one
     // copy, where `from_elem` cost more per tensor built (callgrind).
     let mut strides: Strides = SmallVec::from_slice(shape);
-    let mut step = 1;
+    let mut count = 1usize;
+    let mut wrapped = false;
     for (stride, &size) in strides.iter_mut().zip(shape).rev() {
-        *stride = step;
-        step *= size;
+        *stride = count;
+        let (next, overflow) = count.overflowing_mul(size);
+        count = next;
+        wrapped |= overflow;
     }
-    strides
+    (strides, unless_wrapped(count, wrapped, shape))
 }
 
 /// Turns a possibly negative dimension index (`-1` is the last) into a position, or an error
@@ -105,17 +160,30 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Sh
             }
         };
     }
+    element_count(op, &out)?;
     Ok(out)
 }
 
 impl Layout {
-    /// A row-major layout starting at offset 0.
+    /// A row-major layout starting at offset 0. Panics when the number of elements does not
+    /// fit in a `usize` ([`element_count`]); fallible operations check that first.
     pub fn contiguous(shape: &[usize]) -> Self {
-        Self {
+        Self::contiguous_with_len(shape).0
+    }
+
+    /// [`Layout::contiguous`] and its number of elements, counted by the same pass that makes
+    /// the strides (this runs for every tensor made).
+    pub(crate) fn contiguous_with_len(shape: &[usize]) -> (Self, usize) {
+        let (strides, count) = row_major(shape);
+        let Some(count) = count else {
+            panic!("{}", too_many_elements("layout", shape));
+        };
+        let layout = Self {
             shape: SmallVec::from_slice(shape),
-            strides: contiguous_strides(shape),
+            strides,
             offset: 0,
-        }
+        };
+        (layout, count)
     }
 
     /// Dimension sizes.
@@ -145,7 +213,11 @@ impl Layout {
     /// Number of elements.
     #[inline]
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        // Exact: every layout's count fits in a usize (`element_count`), and an empty shape's
+        // product is 0 however its other sizes wrap.
+        self.shape
+            .iter()
+            .fold(1, |count, &size| count.wrapping_mul(size))
     }
 
     /// True when the view holds no element.
@@ -162,7 +234,7 @@ impl Layout {
             if size != 1 && stride != step {
                 return false;
             }
-            step *= size;
+            step = step.wrapping_mul(size);
         }
         true
     }
@@ -282,6 +354,7 @@ impl Layout {
 
     /// Expands to `shape` (right-aligned): size-1 and missing dimensions get stride 0.
     pub fn broadcast_to(&self, op: &'static str, shape: &[usize]) -> Result<Layout> {
+        element_count(op, shape)?;
         let fail = || {
             TensorError::new(
                 op,

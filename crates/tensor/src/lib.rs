@@ -37,7 +37,9 @@ mod tensor;
 
 pub use element::Element;
 pub use error::{Result, TensorError};
-pub use layout::{Layout, Shape, broadcast_shapes, contiguous_strides, normalize_dim};
+pub use layout::{
+    Layout, Shape, broadcast_shapes, contiguous_strides, element_count, normalize_dim,
+};
 pub use ops::elementwise::PARALLEL_THRESHOLD;
 pub use ops::index::Indices;
 pub use ops::join::{Pieces, chunk_pieces, split_pieces};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
-use crate::layout::{Layout, Shape, for_each_run, normalize_dim};
+use crate::layout::{Layout, Shape, element_count, for_each_run, normalize_dim};
 use crate::ops::transpose::ColumnMajor;
 
 /// An n-dimensional array of `f32` or `f64` on the CPU.
@@ -31,7 +31,7 @@ pub struct Tensor<T: Element> {
 impl<T: Element> Tensor<T> {
     /// A tensor over `data` laid out row-major with `shape`.
     pub fn try_from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self> {
-        let expected: usize = shape.iter().product();
+        let expected = element_count("from_vec", shape)?;
         if data.len() != expected {
             return Err(TensorError::new(
                 "from_vec",
@@ -65,10 +65,15 @@ impl<T: Element> Tensor<T> {
     }
 
     pub(crate) fn from_contiguous(data: Vec<T>, shape: &[usize]) -> Self {
-        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
+        let (layout, len) = Layout::contiguous_with_len(shape);
+        // Kernels trust a layout to stay inside its storage (some through raw pointers): a
+        // mismatch here must stop, not become a read past the end.
+        if data.len() != len {
+            storage_mismatch(data.len(), shape);
+        }
         Self {
             storage: Arc::new(data),
-            layout: Layout::contiguous(shape),
+            layout,
         }
     }
 
@@ -90,17 +95,25 @@ impl<T: Element> Tensor<T> {
         Self::from_contiguous(vec![value], &[])
     }
 
-    /// A tensor filled with `value`.
+    /// A tensor filled with `value`. Panics when the shape has more elements than a `usize`
+    /// can count ([`element_count`]).
+    #[track_caller]
     pub fn full(shape: &[usize], value: T) -> Self {
-        Self::from_contiguous(vec![value; shape.iter().product()], shape)
+        let len = match element_count("full", shape) {
+            Ok(len) => len,
+            Err(error) => panic!("{error}"),
+        };
+        Self::from_contiguous(vec![value; len], shape)
     }
 
     /// A tensor of zeros.
+    #[track_caller]
     pub fn zeros(shape: &[usize]) -> Self {
         Self::full(shape, T::zero())
     }
 
     /// A tensor of ones.
+    #[track_caller]
     pub fn ones(shape: &[usize]) -> Self {
         Self::full(shape, T::one())
     }
@@ -312,4 +325,9 @@ impl<T: Element> PartialEq for Tensor<T> {
     fn eq(&self, other: &Self) -> bool {
         self.shape() == other.shape() && self.to_vec() == other.to_vec()
     }
+}
+
+#[cold]
+fn storage_mismatch(len: usize, shape: &[usize]) -> ! {
+    panic!("storage of {len} elements for shape {}", shape_str(shape))
 }

@@ -340,3 +340,53 @@ fn arange_refuses_a_zero_step() {
 fn indices_need_a_matching_count() {
     Indices::new(vec![0, 1, 2], &[2, 2]);
 }
+
+#[test]
+fn shapes_with_more_elements_than_a_usize_can_count_are_refused() {
+    let huge = 1usize << 40;
+    let too_many = |op: &str, shape: &str| {
+        format!("{op}: shape {shape} has more elements than a usize can count")
+    };
+    let square = "[4294967296, 4294967296]";
+    assert_error(
+        Tensor::<f32>::try_from_vec(vec![], &[1 << 32, 1 << 32]),
+        &too_many("from_vec", square),
+    );
+    // 2³² · 2³² wraps to 0 elements, which an empty tensor has: the reshape used to pass.
+    assert_error(
+        zeros(&[0]).try_reshape(&[1 << 32, 1 << 32]),
+        &too_many("reshape", square),
+    );
+    assert_error(
+        zeros(&[1, 1]).try_broadcast_to(&[1 << 32, 1 << 32]),
+        &too_many("broadcast_to", square),
+    );
+    assert_error(
+        tapeloop_tensor::broadcast_shapes("add", &[1 << 32, 1], &[1, 1 << 32]),
+        &too_many("add", square),
+    );
+    // Empty tensors may have huge sizes, but what they multiply or join into must still count.
+    let tall = zeros(&[huge, 0]);
+    assert_eq!((tall.len(), zeros(&[huge, huge, 0]).len()), (0, 0));
+    assert_error(
+        tall.try_matmul(&zeros(&[0, huge])),
+        "matmul: [1099511627776, 0] x [0, 1099511627776]: the result [1099511627776, 1099511627776] \
+         has more elements than a usize can count",
+    );
+    let wide = zeros(&[0, 1 << 63]);
+    assert_error(
+        Tensor::try_cat(&[&wide, &wide], 1),
+        "cat: the sizes along dimension 1 add up to more than a usize",
+    );
+    assert_error(
+        Tensor::<f32>::try_one_hot(&Indices::from_slice(&[0, 1]), 1 << 63),
+        "one_hot: shape [2, 9223372036854775808] has more elements than a usize can count",
+    );
+    // The panicking constructors say the same. (Such a tensor was once built with no storage,
+    // and a product of a view of it read past the end.)
+    let panic = std::panic::catch_unwind(|| zeros(&[1 << 32, 1 << 32])).unwrap_err();
+    assert_eq!(
+        panic.downcast_ref::<String>().map(String::as_str),
+        Some(too_many("full", square).as_str())
+    );
+}

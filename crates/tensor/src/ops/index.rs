@@ -2,7 +2,7 @@
 
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
-use crate::layout::{Layout, Shape, contiguous_strides, normalize_dim};
+use crate::layout::{Layout, Shape, contiguous_strides, element_count, normalize_dim};
 use crate::macros::panicking_forms;
 use crate::tensor::Tensor;
 
@@ -24,12 +24,16 @@ impl Indices {
     /// Indices with a shape; panics if the sizes differ.
     #[track_caller]
     pub fn new(data: Vec<usize>, shape: &[usize]) -> Self {
+        let expected = match element_count("Indices::new", shape) {
+            Ok(count) => count,
+            Err(error) => panic!("{error}"),
+        };
         assert_eq!(
             data.len(),
-            shape.iter().product::<usize>(),
+            expected,
             "Indices::new: shape {} needs {} indices but {} were given",
             shape_str(shape),
-            shape.iter().product::<usize>(),
+            expected,
             data.len()
         );
         Self {
@@ -197,7 +201,9 @@ impl<T: Element> Tensor<T> {
 
     /// One-hot rows: shape `index.shape() + [classes]`, with 1 at each index.
     pub fn try_one_hot(index: &Indices, classes: usize) -> Result<Self> {
-        let mut data = vec![T::zero(); index.len() * classes];
+        let mut shape: Shape = index.shape().into();
+        shape.push(classes);
+        let mut data = vec![T::zero(); element_count("one_hot", &shape)?];
         for (row, &i) in index.as_slice().iter().enumerate() {
             if i >= classes {
                 return Err(TensorError::new(
@@ -207,8 +213,6 @@ impl<T: Element> Tensor<T> {
             }
             data[row * classes + i] = T::one();
         }
-        let mut shape: Shape = index.shape().into();
-        shape.push(classes);
         Ok(Self::from_contiguous(data, &shape))
     }
 

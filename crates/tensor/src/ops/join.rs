@@ -2,7 +2,7 @@
 
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
-use crate::layout::{Layout, normalize_dim};
+use crate::layout::{Layout, element_count, normalize_dim};
 use crate::macros::panicking_forms;
 use crate::ops::inplace::copy_strided;
 use crate::tensor::Tensor;
@@ -28,7 +28,7 @@ impl<T: Element> Tensor<T> {
             .first()
             .ok_or_else(|| TensorError::new("cat", "needs at least one tensor"))?;
         let d = normalize_dim("cat", dim, first.rank())?;
-        let mut total = 0;
+        let mut total = 0usize;
         for t in tensors {
             let fits = t.rank() == first.rank()
                 && t.shape()
@@ -43,10 +43,16 @@ impl<T: Element> Tensor<T> {
                     format!("shapes {} differ outside dimension {d}", shapes.join(", ")),
                 ));
             }
-            total += t.shape()[d];
+            total = total.checked_add(t.shape()[d]).ok_or_else(|| {
+                TensorError::new(
+                    "cat",
+                    format!("the sizes along dimension {d} add up to more than a usize"),
+                )
+            })?;
         }
         let mut shape = first.shape_vec();
         shape[d] = total;
+        element_count("cat", &shape)?;
         let out_layout = Layout::contiguous(&shape);
         // Each index before `dim` owns one row of the result: every input's matching block,
         // one after the other. Appended, the result needs no zero fill first.

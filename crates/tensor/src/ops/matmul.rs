@@ -6,7 +6,7 @@ use smallvec::SmallVec;
 
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
-use crate::layout::{Layout, Shape, broadcast_shapes, for_each_run};
+use crate::layout::{Layout, Shape, broadcast_shapes, element_count, for_each_run};
 use crate::macros::panicking_forms;
 use crate::tensor::Tensor;
 
@@ -61,6 +61,13 @@ impl<T: Element> Tensor<T> {
         .map_err(|_| fail("batch dimensions do not broadcast".into()))?;
         let mut out_shape: Shape = batch.clone();
         out_shape.extend_from_slice(&[m, n]);
+        // With k = 0 the operands can be empty however large m and n are; the result is not.
+        element_count("matmul", &out_shape).map_err(|_| {
+            fail(format!(
+                "the result {} has more elements than a usize can count",
+                shape_str(&out_shape)
+            ))
+        })?;
         let mut result = if batch.is_empty() && prefers_column_major_output(&a, &b) {
             gemm_column_major(&a, &b, m, k, n)
         } else {

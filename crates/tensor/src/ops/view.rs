@@ -5,7 +5,7 @@ use smallvec::SmallVec;
 
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
-use crate::layout::{Shape, normalize_dim};
+use crate::layout::{Shape, element_count, normalize_dim};
 use crate::macros::panicking_forms;
 use crate::tensor::Tensor;
 
@@ -104,7 +104,7 @@ impl<T: Element> Tensor<T> {
 
     /// The same elements with a new shape: a view when the strides allow, else a copy.
     pub fn try_reshape(&self, shape: &[usize]) -> Result<Self> {
-        let count: usize = shape.iter().product();
+        let count = element_count("reshape", shape)?;
         if count != self.len() {
             return Err(TensorError::new(
                 "reshape",
