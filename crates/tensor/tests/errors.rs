@@ -382,6 +382,17 @@ fn shapes_with_more_elements_than_a_usize_can_count_are_refused() {
         Tensor::<f32>::try_one_hot(&Indices::from_slice(&[0, 1]), 1 << 63),
         "one_hot: shape [2, 9223372036854775808] has more elements than a usize can count",
     );
+    // A range whose end overflows is out of bounds, not wrapped back into them.
+    assert_error(
+        zeros(&[3]).try_narrow(0, usize::MAX, 2),
+        "narrow: range 18446744073709551615..18446744073709551617 is out of bounds for \
+         dimension 0 of size 3 (shape [3])",
+    );
+    assert_error(
+        zeros(&[3]).try_narrow_add_assign(0, usize::MAX, &zeros(&[2])),
+        "narrow_add_assign: a block of shape [2] at 18446744073709551615 along dimension 0 does \
+         not fit in shape [3]",
+    );
     // The panicking constructors say the same. (Such a tensor was once built with no storage,
     // and a product of a view of it read past the end.)
     let panic = std::panic::catch_unwind(|| zeros(&[1 << 32, 1 << 32])).unwrap_err();

@@ -229,7 +229,13 @@ impl<T: Element> Tensor<T> {
                 .iter()
                 .zip(self.shape())
                 .enumerate()
-                .all(|(i, (a, b))| if i == d { start + a <= *b } else { a == b });
+                .all(|(i, (a, b))| {
+                    if i == d {
+                        start.checked_add(*a).is_some_and(|end| end <= *b)
+                    } else {
+                        a == b
+                    }
+                });
         if !block_fits {
             return Err(TensorError::new(
                 "narrow_add_assign",

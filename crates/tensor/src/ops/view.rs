@@ -62,13 +62,17 @@ impl<T: Element> Tensor<T> {
     /// Keeps `len` positions of `dim` starting at `start` (like `torch.narrow`).
     pub fn try_narrow(&self, dim: isize, start: usize, len: usize) -> Result<Self> {
         let d = normalize_dim("narrow", dim, self.rank())?;
-        if start + len > self.shape()[d] {
+        // Checked: a wrapped `start + len` would pass and point the view outside the storage.
+        if start
+            .checked_add(len)
+            .is_none_or(|end| end > self.shape()[d])
+        {
             return Err(TensorError::new(
                 "narrow",
                 format!(
                     "range {}..{} is out of bounds for dimension {} of size {} (shape {})",
                     start,
-                    start + len,
+                    start as u128 + len as u128,
                     d,
                     self.shape()[d],
                     shape_str(self.shape())
