@@ -55,7 +55,12 @@ impl<T: Element> fmt::Display for Tensor<T> {
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "tensor(")?;
-        write_nested(f, self, self.len() > SUMMARIZE_THRESHOLD, 7)?;
+        if self.is_empty() {
+            // As PyTorch prints it, and without walking the rows of a [2⁴⁰, 0] tensor.
+            write!(f, "[]")?;
+        } else {
+            write_nested(f, self, self.len() > SUMMARIZE_THRESHOLD, 7)?;
+        }
         write!(f, ", shape={:?}, dtype={})", self.shape(), T::DTYPE)
     }
 }

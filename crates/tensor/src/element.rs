@@ -13,13 +13,18 @@ use crate::parallel;
 /// [`num_traits::Float`], it knows its name (for display and error messages) and how to call the
 /// GEMM kernel for its precision.
 ///
+/// The trait is sealed: the kernels are written for `f32` and `f64`, and unsafe code relies on
+/// what their implementations promise (that `gemm` writes every element of its output, for one).
+/// An implementation for another type could break that from safe code.
+///
 /// ```
 /// use tapeloop_tensor::Element;
 /// assert_eq!(<f32 as Element>::DTYPE, "f32");
 /// assert_eq!(<f64 as Element>::from_f64_lossy(0.5), 0.5f64);
 /// ```
 pub trait Element:
-    Float
+    sealed::Sealed
+    + Float
     + FromPrimitive
     + ToPrimitive
     + NumAssign
@@ -77,6 +82,13 @@ pub trait Element:
         c: *mut Self,
         c_strides: [isize; 2],
     );
+}
+
+/// Keeps [`Element`] to the types whose implementations the crate's unsafe code can trust.
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
 }
 
 impl Element for f32 {

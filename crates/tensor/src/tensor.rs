@@ -137,7 +137,18 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn arange(start: T, end: T, step: T) -> Self {
         assert!(step != T::zero(), "arange: step must not be zero");
-        let count = ((end - start) / step).ceil().to_usize().unwrap_or(0);
+        assert!(
+            start.is_finite() && end.is_finite() && step.is_finite(),
+            "arange: start {start}, end {end} and step {step} must be finite"
+        );
+        let steps = ((end - start) / step).ceil();
+        let count = if steps > T::zero() {
+            steps.to_usize().unwrap_or_else(|| {
+                panic!("arange: {start} to {end} by {step} is more elements than a usize can count")
+            })
+        } else {
+            0
+        };
         let data: Vec<T> = (0..count)
             .map(|i| start + T::from_usize(i).unwrap() * step)
             .collect();
@@ -145,8 +156,13 @@ impl<T: Element> Tensor<T> {
     }
 
     /// The `n × n` identity matrix.
+    #[track_caller]
     pub fn eye(n: usize) -> Self {
-        let mut data = vec![T::zero(); n * n];
+        let len = match element_count("eye", &[n, n]) {
+            Ok(len) => len,
+            Err(error) => panic!("{error}"),
+        };
+        let mut data = vec![T::zero(); len];
         for i in 0..n {
             data[i * n + i] = T::one();
         }

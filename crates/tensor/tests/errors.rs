@@ -393,11 +393,42 @@ fn shapes_with_more_elements_than_a_usize_can_count_are_refused() {
         "narrow_add_assign: a block of shape [2] at 18446744073709551615 along dimension 0 does \
          not fit in shape [3]",
     );
+    // Empty inputs whose results are empty but huge, or too large to count.
+    let long_empty = zeros(&[1 << 62, 0]);
+    let joined = Tensor::try_cat(&[&long_empty, &long_empty], 1).unwrap();
+    assert_eq!(joined.shape(), &[1 << 62, 0]);
+    assert_eq!(
+        long_empty.to_string(),
+        "tensor([], shape=[4611686018427387904, 0], dtype=f32)"
+    );
+    assert_error(
+        zeros(&[0, huge, huge]).try_sum(&[0], false),
+        "sum: shape [1, 1099511627776, 1099511627776] has more elements than a usize can count",
+    );
     // The panicking constructors say the same. (Such a tensor was once built with no storage,
     // and a product of a view of it read past the end.)
-    let panic = std::panic::catch_unwind(|| zeros(&[1 << 32, 1 << 32])).unwrap_err();
+    let panic_message = |make: fn() -> Tensor<f32>| {
+        let panic = std::panic::catch_unwind(make).unwrap_err();
+        panic.downcast_ref::<String>().cloned().unwrap_or_default()
+    };
     assert_eq!(
-        panic.downcast_ref::<String>().map(String::as_str),
-        Some(too_many("full", square).as_str())
+        panic_message(|| zeros(&[1 << 32, 1 << 32])),
+        too_many("full", square)
+    );
+    assert_eq!(
+        panic_message(|| Tensor::eye(1 << 32)),
+        too_many("eye", square)
+    );
+    assert_eq!(
+        panic_message(|| Tensor::randn(&[1 << 32, 1 << 32], &mut tapeloop_tensor::seeded_rng(0))),
+        too_many("random", square)
+    );
+    assert_eq!(
+        panic_message(|| Tensor::arange(0.0, f32::INFINITY, 1.0)),
+        "arange: start 0, end inf and step 1 must be finite"
+    );
+    assert_eq!(
+        panic_message(|| Tensor::arange(0.0, 1e30, 1e-10)),
+        "arange: 0 to 1000000000000000000000000000000 by 0.0000000001 is more elements than a usize can count"
     );
 }

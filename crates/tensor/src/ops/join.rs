@@ -52,7 +52,10 @@ impl<T: Element> Tensor<T> {
         }
         let mut shape = first.shape_vec();
         shape[d] = total;
-        element_count("cat", &shape)?;
+        if element_count("cat", &shape)? == 0 {
+            // Nothing to copy, however many (empty) rows there are to walk.
+            return Ok(Self::zeros(&shape));
+        }
         let out_layout = Layout::contiguous(&shape);
         // Each index before `dim` owns one row of the result: every input's matching block,
         // one after the other. Appended, the result needs no zero fill first.

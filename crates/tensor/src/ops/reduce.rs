@@ -5,7 +5,7 @@ use smallvec::SmallVec;
 
 use crate::element::Element;
 use crate::error::{Result, TensorError};
-use crate::layout::{Layout, for_each_run, normalize_dim};
+use crate::layout::{Layout, element_count, for_each_run, normalize_dim};
 use crate::macros::panicking_forms;
 use crate::ops::elementwise::{map, zip};
 use crate::ops::simd;
@@ -111,7 +111,8 @@ fn reduce<T: Element>(
 ) -> Result<Tensor<T>> {
     let dims = resolve_dims(op, dims, input.rank())?;
     let kept_shape = input.reduced_shape(&dims, true);
-    let mut out = vec![fold.init::<T>(); kept_shape.iter().product()];
+    // An empty input can reduce to a shape too large to count: [0, 2⁴⁰, 2⁴⁰] summed over dim 0.
+    let mut out = vec![fold.init::<T>(); element_count(op, &kept_shape)?];
     // The output seen through the input's shape: stride 0 along reduced dimensions.
     let out_view = Layout::contiguous(&kept_shape)
         .broadcast_to(op, input.shape())
