@@ -67,6 +67,15 @@ fn unless_wrapped(count: usize, wrapped: bool, shape: &[usize]) -> Option<usize>
     (!wrapped || shape.contains(&0)).then_some(count)
 }
 
+/// [`element_count`] for the constructors that panic on a bad shape, with its message.
+#[track_caller]
+pub(crate) fn element_count_or_panic(op: &'static str, shape: &[usize]) -> usize {
+    match element_count(op, shape) {
+        Ok(count) => count,
+        Err(error) => panic!("{error}"),
+    }
+}
+
 #[cold]
 fn too_many_elements(op: &'static str, shape: &[usize]) -> TensorError {
     TensorError::new(

@@ -4,7 +4,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 
 use crate::element::Element;
-use crate::layout::element_count;
+use crate::layout::element_count_or_panic;
 use crate::tensor::Tensor;
 
 /// The generator tapeloop uses everywhere: seeded, portable, reproducible.
@@ -33,7 +33,7 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn rand_uniform(shape: &[usize], low: T, high: T, rng: &mut impl Rng) -> Self {
         let (low, span) = (low.to_f64_lossy(), (high - low).to_f64_lossy());
-        let data = (0..count_or_panic(shape))
+        let data = (0..element_count_or_panic("random", shape))
             .map(|_| T::from_f64_lossy(low + span * rng.random::<f64>()))
             .collect();
         Self::from_contiguous(data, shape)
@@ -42,7 +42,7 @@ impl<T: Element> Tensor<T> {
     /// Elements drawn from the standard normal distribution.
     #[track_caller]
     pub fn randn(shape: &[usize], rng: &mut impl Rng) -> Self {
-        let data = (0..count_or_panic(shape))
+        let data = (0..element_count_or_panic("random", shape))
             .map(|_| T::from_f64_lossy(rng.sample::<f64, _>(StandardNormal)))
             .collect();
         Self::from_contiguous(data, shape)
@@ -51,14 +51,5 @@ impl<T: Element> Tensor<T> {
     /// Elements drawn from a normal distribution with the given mean and standard deviation.
     pub fn rand_normal(shape: &[usize], mean: T, std: T, rng: &mut impl Rng) -> Self {
         Self::randn(shape, rng).map(|x| mean + std * x)
-    }
-}
-
-/// The number of elements of `shape`, checked before any is drawn.
-#[track_caller]
-fn count_or_panic(shape: &[usize]) -> usize {
-    match element_count("random", shape) {
-        Ok(count) => count,
-        Err(error) => panic!("{error}"),
     }
 }

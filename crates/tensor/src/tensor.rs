@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
-use crate::layout::{Layout, Shape, element_count, for_each_run, normalize_dim};
+use crate::layout::{
+    Layout, Shape, element_count, element_count_or_panic, for_each_run, normalize_dim,
+};
 use crate::ops::transpose::ColumnMajor;
 
 /// An n-dimensional array of `f32` or `f64` on the CPU.
@@ -99,10 +101,7 @@ impl<T: Element> Tensor<T> {
     /// can count ([`element_count`]).
     #[track_caller]
     pub fn full(shape: &[usize], value: T) -> Self {
-        let len = match element_count("full", shape) {
-            Ok(len) => len,
-            Err(error) => panic!("{error}"),
-        };
+        let len = element_count_or_panic("full", shape);
         Self::from_contiguous(vec![value; len], shape)
     }
 
@@ -158,10 +157,7 @@ impl<T: Element> Tensor<T> {
     /// The `n × n` identity matrix.
     #[track_caller]
     pub fn eye(n: usize) -> Self {
-        let len = match element_count("eye", &[n, n]) {
-            Ok(len) => len,
-            Err(error) => panic!("{error}"),
-        };
+        let len = element_count_or_panic("eye", &[n, n]);
         let mut data = vec![T::zero(); len];
         for i in 0..n {
             data[i * n + i] = T::one();

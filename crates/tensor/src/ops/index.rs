@@ -2,7 +2,9 @@
 
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
-use crate::layout::{Layout, Shape, contiguous_strides, element_count, normalize_dim};
+use crate::layout::{
+    Layout, Shape, contiguous_strides, element_count, element_count_or_panic, normalize_dim,
+};
 use crate::macros::panicking_forms;
 use crate::tensor::Tensor;
 
@@ -24,10 +26,7 @@ impl Indices {
     /// Indices with a shape; panics if the sizes differ.
     #[track_caller]
     pub fn new(data: Vec<usize>, shape: &[usize]) -> Self {
-        let expected = match element_count("Indices::new", shape) {
-            Ok(count) => count,
-            Err(error) => panic!("{error}"),
-        };
+        let expected = element_count_or_panic("Indices::new", shape);
         assert_eq!(
             data.len(),
             expected,
