@@ -86,3 +86,22 @@ fn a_thread_count_that_is_not_text_is_an_error() {
         r#""\xFF2""#,
     );
 }
+
+#[test]
+fn a_configuration_too_large_for_memory_is_refused_before_allocating() {
+    // W_hh alone is 4·10⁷ × 10⁷ floats (1.6 PB): refused with a message, not killed by the
+    // kernel part-way through allocating it.
+    let mut args = TINY_BENCH;
+    args[10] = "10000000";
+    let output = Command::new(env!("CARGO_BIN_EXE_tapeloop"))
+        .args(args)
+        .output()
+        .expect("the tapeloop binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "accepted: {stderr}");
+    assert!(
+        stderr.contains("bench: the weights and inputs of this configuration alone need")
+            && stderr.contains("hidden 10000000"),
+        "{stderr}"
+    );
+}

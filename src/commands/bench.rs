@@ -180,6 +180,49 @@ pub fn step_flops(args: &BenchArgs) -> f64 {
         .sum()
 }
 
+/// Bytes the run holds before its first step: the layer's f32 weights and biases, the input
+/// and the loss weights R. A lower bound: gradients and the step's activations come on top.
+/// In `f64`, so that no size overflows.
+pub fn resident_bytes_lower_bound(args: &BenchArgs) -> f64 {
+    let (t, b, h) = (args.seq_len as f64, args.batch as f64, args.hidden as f64);
+    let g = gates(args.cell) as f64;
+    let weights: f64 = (0..args.layers)
+        .map(|layer| {
+            let input = if layer == 0 { args.input as f64 } else { h };
+            g * h * (input + h) + 2.0 * g * h
+        })
+        .sum();
+    4.0 * (weights + t * b * (args.input as f64 + h))
+}
+
+/// `MemAvailable` from /proc/meminfo, in bytes; `None` where that file is absent.
+fn available_memory() -> Option<f64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
+}
+
+/// Refuses a configuration whose weights and inputs alone exceed the memory the machine has
+/// free: allocating them would end in the kernel's out-of-memory kill, not a message.
+fn check_memory(args: &BenchArgs) -> Result<(), String> {
+    let needed = resident_bytes_lower_bound(args);
+    match available_memory() {
+        Some(available) if needed > available => Err(format!(
+            "bench: the weights and inputs of this configuration alone need {:.1} GB, and the \
+             machine has {:.1} GB available (hidden {}, input {}, layers {}, seq-len {}, batch {})",
+            needed / 1e9,
+            available / 1e9,
+            args.hidden,
+            args.input,
+            args.layers,
+            args.seq_len,
+            args.batch
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn median(times: &mut [f64]) -> f64 {
     times.sort_by(f64::total_cmp);
     let n = times.len();
@@ -195,6 +238,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchResult, String> {
     if args.custom && args.cell != CellKind::Lstm {
         return Err("--custom times a user-written LSTM cell: use it with --cell lstm".into());
     }
+    check_memory(args)?;
     let mut rng = seeded_rng(0);
     let config = RecurrentConfig::new(args.input, args.hidden).num_layers(args.layers);
     let forward: Box<Forward> = if args.custom {
@@ -292,4 +336,35 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_bound_counts_weights_biases_input_and_loss_weights() {
+        let args = BenchArgs {
+            cell: CellKind::Lstm,
+            seq_len: 50,
+            batch: 32,
+            input: 128,
+            hidden: 128,
+            layers: 2,
+            custom: false,
+            warmup: 0,
+            iterations: 1,
+            json: false,
+            report_rss: false,
+        };
+        // Two layers of 4·128·(128 + 128) weights and 2·4·128 biases; x and R of 50·32·128.
+        let floats = 2.0 * (4.0 * 128.0 * 256.0 + 2.0 * 4.0 * 128.0) + 50.0 * 32.0 * 256.0;
+        assert_eq!(resident_bytes_lower_bound(&args), 4.0 * floats);
+        // Sizes whose products overflow a usize are still counted.
+        let huge = BenchArgs {
+            hidden: 1 << 40,
+            ..args
+        };
+        assert!(resident_bytes_lower_bound(&huge) > usize::MAX as f64);
+    }
 }
