@@ -60,22 +60,24 @@ pub struct Rss {
     pub current_kib: u64,
 }
 
+/// The value of a `name:   1234 kB` line of a /proc file's `text`, in KiB.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// This process's VmHWM and VmRSS from /proc/self/status; `None` where that file is absent.
 pub fn read_rss() -> Option<Rss> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        status.lines().find_map(|line| {
-            line.strip_prefix(name)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-    };
     Some(Rss {
-        peak_kib: field("VmHWM:")?,
-        current_kib: field("VmRSS:")?,
+        peak_kib: kib_field(&status, "VmHWM:")?,
+        current_kib: kib_field(&status, "VmRSS:")?,
     })
 }
 
@@ -198,9 +200,7 @@ pub fn resident_bytes_lower_bound(args: &BenchArgs) -> f64 {
 /// `MemAvailable` from /proc/meminfo, in bytes; `None` where that file is absent.
 fn available_memory() -> Option<f64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024.0)
+    Some(kib_field(&meminfo, "MemAvailable:")? as f64 * 1024.0)
 }
 
 /// Refuses a configuration whose weights and inputs alone exceed the memory the machine has
