@@ -65,6 +65,7 @@ pub use mode::{
     set_anomaly_enabled, take_first_anomaly,
 };
 pub use node::{BackwardContext, Gradients, Hook, live_nodes};
+pub use ops::fused::{Elementwise, Scalar};
 pub use parameter::Parameter;
 /// The tensor crate, re-exported so one import serves both layers.
 pub use tensor::{self, Element, Indices, Tensor, TensorError, seeded_rng};

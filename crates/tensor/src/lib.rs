@@ -40,7 +40,9 @@ pub use error::{Result, TensorError};
 pub use layout::{
     Layout, Shape, broadcast_shapes, contiguous_strides, element_count, normalize_dim,
 };
+pub use ops::approx;
 pub use ops::elementwise::PARALLEL_THRESHOLD;
+pub use ops::fused::ElementKernel;
 pub use ops::index::Indices;
 pub use ops::join::{Pieces, chunk_pieces, split_pieces};
 pub use parallel::{THREADS_VARIABLE, num_threads, set_num_threads, threads_from_environment};

@@ -269,6 +269,53 @@ fn check_where<T: Element>(out_shape: &[usize], seeds: [u64; 3], storages: [Stor
     assert_matches(&got, &want);
 }
 
+/// `try_map_elements` with three strided, broadcast inputs, an optional strided weight and two
+/// results equals the same arithmetic done element by element on the broadcast reference.
+fn check_map_elements<T: Element>(
+    out_shape: &[usize],
+    operands: [(u64, Storage); 4],
+    weighted: bool,
+) {
+    let shapes: Vec<Vec<usize>> = operands
+        .iter()
+        .map(|&(seed, _)| broadcastable_to(out_shape, seed))
+        .collect();
+    let tensors: Vec<Tensor<T>> = operands
+        .iter()
+        .zip(&shapes)
+        .map(|(&(seed, storage), shape)| strided(&randn(shape, seed), storage))
+        .collect();
+    // Read back: a broadcast storage repeats some of the values it was given.
+    let values: Vec<Dense> = tensors.iter().map(Dense::of).collect();
+    let weight = weighted.then_some(&tensors[3]);
+    let f = |[x, y, z]: [T; 3], w: T| [x * y + z, (x - z) * w];
+    let [first, second] =
+        Tensor::try_map_elements("test", [&tensors[0], &tensors[1], &tensors[2]], weight, f)
+            .unwrap();
+    let used = if weighted { 4 } else { 3 };
+    let shape = shapes[..used]
+        .iter()
+        .try_fold(Vec::new(), |acc, s| broadcast_rule(&acc, s))
+        .expect("broadcastable by construction");
+    let reference = |result: usize| {
+        Dense::from_fn(&shape, |i| {
+            let at = |k: usize| t::<T>(broadcast_at(&values[k], i));
+            let w = if weighted { at(3) } else { T::one() };
+            f([at(0), at(1), at(2)], w)[result].to_f64_lossy()
+        })
+    };
+    for (n, got) in [first, second].iter().enumerate() {
+        assert!(got.is_contiguous());
+        assert_eq!(got.shape(), shape.as_slice(), "result {n}: broadcast shape");
+        for (k, (g, w)) in got.to_vec().iter().zip(&reference(n).data).enumerate() {
+            assert!(
+                same(g.to_f64_lossy(), *w),
+                "result {n} of {shapes:?} ({operands:?}): element {k}: got {g}, want {w}"
+            );
+        }
+    }
+}
+
 fn operand() -> impl Strategy<Value = (u64, Storage)> {
     (any::<u64>(), storage_strategy())
 }
@@ -302,6 +349,16 @@ proptest! {
         shape in shape_strategy(), a in operand(), b in operand(), flavour in 0u8..4,
     ) {
         check_binary::<f64>(&shape, a, b, flavour);
+    }
+
+    #[test]
+    fn map_elements_broadcasts_strided_inputs_and_weight(
+        shape in shape_strategy(),
+        operands in [operand(), operand(), operand(), operand()],
+        weighted in any::<bool>(),
+    ) {
+        check_map_elements::<f32>(&shape, operands, weighted);
+        check_map_elements::<f64>(&shape, operands, weighted);
     }
 
     #[test]
@@ -351,4 +408,52 @@ fn operators_agree_with_named_methods() {
 )]
 fn operator_panics_with_the_broadcast_error() {
     let _ = &Tensor::<f32>::zeros(&[2, 3]) + &Tensor::<f32>::zeros(&[2]);
+}
+
+#[test]
+fn map_elements_splits_large_inputs_across_threads_row_by_row() {
+    // 300 rows of 200: above the parallel threshold, with blocks that end mid-tensor. The
+    // inputs are a column block of a wider matrix (rows read in place) and a transposed one
+    // (copied first).
+    let wide = Tensor::<f32>::randn(&[300, 500], &mut tapeloop_tensor::seeded_rng(1));
+    let block = wide.narrow(1, 100, 200);
+    let transposed = Tensor::<f32>::randn(&[200, 300], &mut tapeloop_tensor::seeded_rng(2)).t();
+    let [got] = Tensor::try_map_elements("test", [&block, &transposed], None, |[x, y], _| {
+        [x * 2.0 - y]
+    })
+    .unwrap();
+    let want = block.mul_scalar(2.0).sub(&transposed);
+    assert_eq!(got.to_vec(), want.to_vec());
+}
+
+#[test]
+fn map_elements_names_every_shape_when_they_do_not_broadcast() {
+    let a = Tensor::<f64>::zeros(&[2, 3]);
+    let b = Tensor::<f64>::zeros(&[3]);
+    let c = Tensor::<f64>::zeros(&[4, 1]);
+    let error = Tensor::try_map_elements("cell", [&a, &b, &c], None, |[x, _, _], _| [x])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "cell: the shapes [2, 3], [3], [4, 1] cannot be broadcast together"
+    );
+    let error = Tensor::try_map_elements("cell", [&a, &b], Some(&c), |[x, _], _| [x])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "cell: the shapes [2, 3], [3], [4, 1] cannot be broadcast together"
+    );
+}
+
+#[test]
+fn map_elements_of_empty_and_scalar_inputs() {
+    let empty = Tensor::<f32>::zeros(&[0, 3]);
+    let [out] = Tensor::try_map_elements("test", [&empty], None, |[x], _| [x + 1.0]).unwrap();
+    assert_eq!(out.shape(), &[0, 3]);
+    let two = Tensor::<f32>::scalar(2.0);
+    let [a, b] =
+        Tensor::try_map_elements("test", [&two], Some(&two), |[x], w| [x * w, -x]).unwrap();
+    assert_eq!((a.shape(), a.item(), b.item()), (&[][..], 4.0, -2.0));
 }

@@ -36,7 +36,7 @@ fn binary<T: Element>(
 }
 
 /// `g` summed down to `shape` (a no-op, without a copy, when it already has that shape).
-fn reduce_to<T: Element>(g: Var<T>, shape: &[usize]) -> Var<T> {
+pub(crate) fn reduce_to<T: Element>(g: Var<T>, shape: &[usize]) -> Var<T> {
     if g.shape() == shape {
         g
     } else {

@@ -3,6 +3,7 @@
 //! `create_graph` is itself recorded and can be differentiated again.
 
 mod binary;
+pub(crate) mod fused;
 mod index;
 mod join;
 mod matmul;

@@ -33,9 +33,15 @@ fn is_f32<T: Element>() -> bool {
     std::mem::size_of::<T>() == 4
 }
 
-/// `tanh(x)`: the rational approximation for `f32`, the library function for `f64`.
+/// `tanh(x)`: the rational approximation for `f32`, the library function for `f64` — what
+/// [`Tensor::tanh`](crate::Tensor::tanh) computes for each element.
+///
+/// ```
+/// let y = tapeloop_tensor::approx::tanh(0.5f32);
+/// assert!((y - 0.5f32.tanh()).abs() < 1e-6);
+/// ```
 #[inline(always)]
-pub(crate) fn tanh<T: Element>(x: T) -> T {
+pub fn tanh<T: Element>(x: T) -> T {
     if !is_f32::<T>() {
         return x.tanh();
     }
@@ -60,8 +66,12 @@ pub(crate) fn tanh<T: Element>(x: T) -> T {
 /// at most 5e-7: for x below about −15, where the true value is under 3e-7, the result is not
 /// relatively accurate. Gates do not care; a loss that needs `log σ(x)` should use a stable
 /// form such as `bce_with_logits`, which does not go through this function.
+///
+/// ```
+/// assert_eq!(tapeloop_tensor::approx::sigmoid(0.0f32), 0.5);
+/// ```
 #[inline(always)]
-pub(crate) fn sigmoid<T: Element>(x: T) -> T {
+pub fn sigmoid<T: Element>(x: T) -> T {
     if !is_f32::<T>() {
         return T::one() / (T::one() + (-x).exp());
     }

@@ -23,7 +23,7 @@ use crate::tensor::Tensor;
 pub const PARALLEL_THRESHOLD: usize = 1 << 15;
 
 /// Elements per parallel chunk: large enough to amortize scheduling, small enough to balance.
-const CHUNK: usize = 1 << 14;
+pub(crate) const CHUNK: usize = 1 << 14;
 
 /// Builds the `n` output elements of a kernel without zeroing them first: `fill(chunk, start)`
 /// writes elements `start..start + chunk.len()` into `chunk` and returns how many it wrote. The

@@ -1,7 +1,8 @@
 //! Operations on tensors, one family per file.
 
-mod approx;
+pub mod approx;
 pub(crate) mod elementwise;
+pub(crate) mod fused;
 pub mod index;
 pub(crate) mod inplace;
 pub(crate) mod join;

@@ -8,27 +8,31 @@
 
 use std::mem::MaybeUninit;
 
+use crate::ops::fused::ElementKernel;
+
 /// Defines `$name`, which runs `$body` (a plain loop over the arguments) compiled for the best
 /// instruction set available.
 macro_rules! dispatched {
     (
         $(#[$doc:meta])*
-        fn $name:ident<$t:ident, $f:ident: $bound:path>($($arg:ident: $ty:ty),* $(,)?) $body:block
+        fn $name:ident<$t:ident, $f:ident: $bound:path $(, const $c:ident: usize)*>(
+            $($arg:ident: $ty:ty),* $(,)?
+        ) $body:block
     ) => {
         $(#[$doc])*
         #[inline]
-        pub(crate) fn $name<$t: Copy, $f: $bound>($($arg: $ty),*) {
+        pub(crate) fn $name<$t: Copy, $f: $bound $(, const $c: usize)*>($($arg: $ty),*) {
             #[inline(always)]
-            fn plain<$t: Copy, $f: $bound>($($arg: $ty),*) $body
+            fn plain<$t: Copy, $f: $bound $(, const $c: usize)*>($($arg: $ty),*) $body
 
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-                unsafe fn avx512<$t: Copy, $f: $bound>($($arg: $ty),*) {
+                unsafe fn avx512<$t: Copy, $f: $bound $(, const $c: usize)*>($($arg: $ty),*) {
                     plain($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2<$t: Copy, $f: $bound>($($arg: $ty),*) {
+                unsafe fn avx2<$t: Copy, $f: $bound $(, const $c: usize)*>($($arg: $ty),*) {
                     plain($($arg),*)
                 }
                 if std::arch::is_x86_feature_detected!("avx512f")
@@ -84,6 +88,28 @@ dispatched! {
     fn binary_with_left<T, F: Fn(T, T) -> T>(dst: &mut [MaybeUninit<T>], p: T, b: &[T], f: &F) {
         for (d, &q) in dst.iter_mut().zip(b) {
             d.write(f(p, q));
+        }
+    }
+}
+
+dispatched! {
+    /// `dst[m][i] = f([xs[0][i], …, xs[N − 1][i]], w[i])[m]` for the `M` results of an
+    /// elementwise function of `N` operands and a weight (see `fused`).
+    fn elements<T, F: ElementKernel<T, N, M>, const N: usize, const M: usize>(
+        dst: [&mut [MaybeUninit<T>]; M],
+        xs: [&[T]; N],
+        w: &[T],
+        f: &F,
+    ) {
+        let len = w.len();
+        // Slices of exactly `len` let LLVM drop the bounds checks and vectorize the loop.
+        let mut dst = dst.map(|d| &mut d[..len]);
+        let xs = xs.map(|x| &x[..len]);
+        for i in 0..len {
+            let y = f.at(std::array::from_fn(|j| xs[j][i]), w[i]);
+            for (d, y) in dst.iter_mut().zip(y) {
+                d[i].write(y);
+            }
         }
     }
 }

@@ -1,0 +1,209 @@
+//! Elementwise functions of several tensors with several results, computed in one pass: the
+//! kernel under autograd's fused ops, where a cell body's chain of gates and products runs
+//! element by element instead of as one op, one pass and one buffer per step of the chain.
+
+use std::borrow::Cow;
+use std::mem::MaybeUninit;
+
+use smallvec::SmallVec;
+
+use crate::element::Element;
+use crate::error::{Result, TensorError, shape_str};
+use crate::layout::{Shape, broadcast_shapes};
+use crate::ops::elementwise::{CHUNK, PARALLEL_THRESHOLD};
+use crate::ops::simd;
+use crate::parallel;
+use crate::tensor::Tensor;
+
+/// The function a fused elementwise pass applies at every position: the inputs' elements and
+/// the weight's in, the results' out. Closures implement it; a type of its own lets a caller
+/// mark [`ElementKernel::at`] `#[inline(always)]`, which a closure cannot be, so that a large
+/// body is still inlined into (and vectorized with) the loop over the elements.
+pub trait ElementKernel<T, const N: usize, const M: usize>: Sync {
+    /// The results at one position.
+    fn at(&self, inputs: [T; N], weight: T) -> [T; M];
+}
+
+impl<T, F, const N: usize, const M: usize> ElementKernel<T, N, M> for F
+where
+    F: Fn([T; N], T) -> [T; M] + Sync,
+{
+    #[inline(always)]
+    fn at(&self, inputs: [T; N], weight: T) -> [T; M] {
+        self(inputs, weight)
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// The `M` results of an elementwise function of `N` tensors, computed in one pass over
+    /// them: at every position of the common (broadcast) shape, `f(x, w)` receives the `N`
+    /// inputs' elements there and `weight`'s element (1 without a weight), and returns the `M`
+    /// results' elements.
+    ///
+    /// Operands are read where they lie when their last dimension is contiguous (a block of
+    /// columns of a matrix is); others are copied once first.
+    ///
+    /// ```
+    /// use tapeloop_tensor::Tensor;
+    ///
+    /// let a = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0], &[3]);
+    /// let b = Tensor::<f32>::scalar(10.0);
+    /// let [sum, product] =
+    ///     Tensor::try_map_elements("sum_and_product", [&a, &b], None, |[x, y], _| [x + y, x * y])
+    ///         .unwrap();
+    /// assert_eq!(sum.to_vec(), vec![11.0, 12.0, 13.0]);
+    /// assert_eq!(product.to_vec(), vec![10.0, 20.0, 30.0]);
+    /// ```
+    pub fn try_map_elements<const N: usize, const M: usize>(
+        op: &'static str,
+        inputs: [&Tensor<T>; N],
+        weight: Option<&Tensor<T>>,
+        f: impl Fn([T; N], T) -> [T; M] + Sync,
+    ) -> Result<[Tensor<T>; M]> {
+        Self::try_map_elements_with(op, inputs, weight, f)
+    }
+
+    /// [`Tensor::try_map_elements`] with the function given as an [`ElementKernel`], whose
+    /// `at` can be forced inline where a closure's call cannot.
+    ///
+    /// ```
+    /// use tapeloop_tensor::{ElementKernel, Tensor};
+    ///
+    /// struct Square;
+    /// impl ElementKernel<f32, 1, 1> for Square {
+    ///     #[inline(always)]
+    ///     fn at(&self, [x]: [f32; 1], _: f32) -> [f32; 1] {
+    ///         [x * x]
+    ///     }
+    /// }
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0], &[2]);
+    /// let [y] = Tensor::try_map_elements_with("square", [&x], None, Square).unwrap();
+    /// assert_eq!(y.to_vec(), vec![1.0, 4.0]);
+    /// ```
+    pub fn try_map_elements_with<const N: usize, const M: usize>(
+        op: &'static str,
+        inputs: [&Tensor<T>; N],
+        weight: Option<&Tensor<T>>,
+        f: impl ElementKernel<T, N, M>,
+    ) -> Result<[Tensor<T>; M]> {
+        let operands_in = || inputs.iter().copied().chain(weight);
+        let shape = match operands_in().next() {
+            Some(first) if operands_in().all(|x| x.shape() == first.shape()) => {
+                Shape::from_slice(first.shape())
+            }
+            _ => {
+                let mut shape = Shape::new();
+                for x in operands_in() {
+                    shape = broadcast_shapes(op, &shape, x.shape()).map_err(|_| {
+                        let shapes: Vec<String> =
+                            operands_in().map(|x| shape_str(x.shape())).collect();
+                        TensorError::new(
+                            op,
+                            format!(
+                                "the shapes {} cannot be broadcast together",
+                                shapes.join(", ")
+                            ),
+                        )
+                    })?;
+                }
+                shape
+            }
+        };
+        let row_len = shape.last().copied().unwrap_or(1);
+        let mut operands = Vec::with_capacity(N);
+        for x in inputs {
+            operands.push(rows_at(x, &shape)?);
+        }
+        let weight = weight.map(|w| rows_at(w, &shape)).transpose()?;
+        let count: usize = shape.iter().product();
+        let mut outputs: [Vec<T>; M] = std::array::from_fn(|_| Vec::with_capacity(count));
+        if count > 0 {
+            // The weight of every element when there is none (on the stack for short rows).
+            let ones: SmallVec<[T; 64]> =
+                smallvec::smallvec![T::one(); if weight.is_none() { row_len } else { 0 }];
+            let fill = |block: &mut [&mut [MaybeUninit<T>]; M], first_row: usize| {
+                for (k, row) in (first_row..first_row + block[0].len() / row_len).enumerate() {
+                    let xs: [&[T]; N] = std::array::from_fn(|j| row_of(&operands[j], row, row_len));
+                    let w = weight
+                        .as_ref()
+                        .map_or(&ones[..], |w| row_of(w, row, row_len));
+                    let dst = block
+                        .each_mut()
+                        .map(|d| &mut d[k * row_len..(k + 1) * row_len]);
+                    simd::elements(dst, xs, w, &f);
+                }
+            };
+            let rows_per_block = (CHUNK / row_len).max(1);
+            let block_len = rows_per_block * row_len;
+            let mut pieces = outputs
+                .each_mut()
+                .map(|v| v.spare_capacity_mut()[..count].chunks_mut(block_len));
+            let mut blocks = Vec::with_capacity(count.div_ceil(block_len));
+            loop {
+                let next = pieces.each_mut().map(Iterator::next);
+                if M == 0 || next.iter().any(Option::is_none) {
+                    break;
+                }
+                blocks.push(next.map(|piece| piece.expect("checked just above")));
+            }
+            if count >= PARALLEL_THRESHOLD {
+                parallel::for_each_chunk_mut(&mut blocks, 1, |b, block| {
+                    fill(&mut block[0], b * rows_per_block)
+                });
+            } else {
+                for (b, block) in blocks.iter_mut().enumerate() {
+                    fill(block, b * rows_per_block);
+                }
+            }
+            drop(blocks);
+            for output in &mut outputs {
+                // SAFETY: the blocks partition the first `count` slots of every output, and
+                // `fill` wrote every row of every block: `simd::elements` writes each of its
+                // `M` destinations at every index below the row length (the loop above runs
+                // over every row a block holds, `block_len` being a whole number of rows and
+                // `count` too).
+                unsafe { output.set_len(count) };
+            }
+        }
+        Ok(outputs.map(|data| Tensor::from_contiguous(data, &shape)))
+    }
+}
+
+/// `x` as a view of `shape` whose rows are contiguous: itself when it is one, else a broadcast
+/// view, copied when its rows are not contiguous (a transposed matrix, a scalar broadcast along
+/// the rows).
+fn rows_at<'a, T: Element>(x: &'a Tensor<T>, shape: &[usize]) -> Result<Cow<'a, Tensor<T>>> {
+    let rows_contiguous = |x: &Tensor<T>| {
+        shape
+            .last()
+            .is_none_or(|&len| len <= 1 || x.strides().last() == Some(&1))
+    };
+    if x.shape() == shape && rows_contiguous(x) {
+        return Ok(Cow::Borrowed(x));
+    }
+    let view = x.try_broadcast_to(shape)?;
+    Ok(Cow::Owned(if rows_contiguous(&view) {
+        view
+    } else {
+        view.contiguous()
+    }))
+}
+
+/// Row `row` of `x` (its elements with every index but the last fixed), whose last dimension
+/// is contiguous or of size 1.
+fn row_of<T: Element>(x: &Tensor<T>, row: usize, row_len: usize) -> &[T] {
+    let start = row_offset(x, row);
+    &x.storage[start..start + row_len]
+}
+
+/// Where row `row` of `x` starts in storage.
+fn row_offset<T: Element>(x: &Tensor<T>, mut row: usize) -> usize {
+    let (shape, strides) = (x.shape(), x.strides());
+    let leading = shape.len().saturating_sub(1);
+    let mut offset = x.layout().offset();
+    for d in (0..leading).rev() {
+        offset += (row % shape[d]) * strides[d];
+        row /= shape[d];
+    }
+    offset
+}
