@@ -9,7 +9,10 @@ use std::time::Instant;
 
 use clap::Args;
 use rnn::init::{linear_projection, uniform_parameter};
-use rnn::{Cell, Parameter, Recurrent, RecurrentConfig, Tensor, TensorRng, Var, seeded_rng};
+use rnn::{
+    Cell, Elementwise, Parameter, Recurrent, RecurrentConfig, Scalar, Tensor, TensorRng, Var,
+    seeded_rng,
+};
 use tapeloop::model::{AnyRecurrent, CellKind};
 
 /// Options of `tapeloop bench`.
@@ -82,7 +85,8 @@ pub fn read_rss() -> Option<Rss> {
 }
 
 /// An LSTM cell exactly as a user would write it with public ops: this is what `--custom`
-/// times, to show that a user's own cell runs at the built-in cell's speed.
+/// times, to show that a user's own cell runs at the built-in cell's speed. Its elementwise
+/// body is a [`Var::fused`] function of its own, the documented way to make one pass of it.
 pub struct UserLstmCell {
     weight_ih: Parameter<f32>,
     weight_hh: Parameter<f32>,
@@ -119,8 +123,12 @@ impl Cell<f32> for UserLstmCell {
     fn step(&self, x: &Var<f32>, state: &[Var<f32>]) -> Vec<Var<f32>> {
         let gates = x + &linear_projection(&state[0], &self.weight_hh, Some(&self.bias_hh));
         let g = gates.chunk(4, 1);
-        let c = &(&g[1].sigmoid() * &state[1]) + &(&g[0].sigmoid() * &g[2].tanh());
-        let h = &g[3].sigmoid() * &c.tanh();
+        let c = Var::fused(
+            "user_cell_state",
+            [&g[0], &g[1], &g[2], &state[1]],
+            UserCellState,
+        );
+        let h = Var::fused("user_hidden_state", [&g[3], &c], UserHiddenState);
         vec![h, c]
     }
 
@@ -131,6 +139,26 @@ impl Cell<f32> for UserLstmCell {
             ("bias_ih".into(), self.bias_ih.clone()),
             ("bias_hh".into(), self.bias_hh.clone()),
         ]
+    }
+}
+
+/// The user cell's `c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g)`.
+struct UserCellState;
+
+impl Elementwise<4> for UserCellState {
+    #[inline(always)]
+    fn eval<S: Scalar>(&self, [i, f, g, c]: [S; 4]) -> S {
+        f.sigmoid() * c + i.sigmoid() * g.tanh()
+    }
+}
+
+/// The user cell's `h' = σ(o) ⊙ tanh(c')`.
+struct UserHiddenState;
+
+impl Elementwise<2> for UserHiddenState {
+    #[inline(always)]
+    fn eval<S: Scalar>(&self, [o, c]: [S; 2]) -> S {
+        o.sigmoid() * c.tanh()
     }
 }
 

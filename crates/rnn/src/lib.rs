@@ -35,7 +35,7 @@ pub mod optim;
 pub mod parity;
 pub mod train;
 
-pub use autograd::{self, Parameter, Var};
+pub use autograd::{self, Elementwise, Parameter, Scalar, Var};
 pub use cell::{Cell, GruCell, LstmCell, Nonlinearity, RnnCell};
 pub use error::RnnError;
 pub use init::Init;

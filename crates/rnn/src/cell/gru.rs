@@ -1,9 +1,9 @@
 //! The GRU cell, PyTorch's (cuDNN's) form: gates r, z, n with the hidden bias inside the reset.
 
-use autograd::{Parameter, Var};
+use autograd::{Elementwise, Parameter, Scalar, Var};
 use tensor::{Element, TensorRng};
 
-use crate::cell::{Cell, standard_parameters};
+use crate::cell::{Cell, gate_blocks, standard_parameters};
 use crate::init::{linear_projection, uniform_parameter};
 
 /// Gated recurrent unit (Cho et al. 2014) as PyTorch computes it:
@@ -14,6 +14,8 @@ use crate::init::{linear_projection, uniform_parameter};
 /// n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
 /// h' = (1 − z) ⊙ n + z ⊙ h
 /// ```
+///
+/// Everything after the two matrix products is one [`Var::fused`] op.
 pub struct GruCell<T: Element> {
     /// `[3·hidden, input]`, blocks r, z, n.
     pub weight_ih: Parameter<T>,
@@ -54,20 +56,14 @@ impl<T: Element> Cell<T> for GruCell<T> {
 
     fn step(&self, projected_input: &Var<T>, state: &[Var<T>]) -> Vec<Var<T>> {
         let h = &state[0];
-        let hidden = self.weight_hh.shape()[1];
         let from_hidden = linear_projection(h, &self.weight_hh, self.bias_hh.as_ref());
-        // r and z share one add and one sigmoid over their [B, 2H] block: two recorded ops a
-        // step fewer, forward and backward, than a pair per gate.
-        let gates = (&projected_input.narrow(1, 0, 2 * hidden)
-            + &from_hidden.narrow(1, 0, 2 * hidden))
-            .sigmoid()
-            .chunk(2, 1);
-        let (reset, update) = (&gates[0], &gates[1]);
-        let candidate = (&projected_input.narrow(1, 2 * hidden, hidden)
-            + &(reset * &from_hidden.narrow(1, 2 * hidden, hidden)))
-            .tanh();
-        // (1 − z) ⊙ n + z ⊙ h, written as n + z ⊙ (h − n): one op fewer.
-        vec![&candidate + &(update * &(h - &candidate))]
+        let [xr, xz, xn] = gate_blocks(projected_input);
+        let [hr, hz, hn] = gate_blocks(&from_hidden);
+        vec![Var::fused(
+            "gru_hidden_state",
+            [&xr, &xz, &xn, &hr, &hz, &hn, h],
+            HiddenState,
+        )]
     }
 
     fn parameters(&self) -> Vec<(String, Parameter<T>)> {
@@ -77,5 +73,20 @@ impl<T: Element> Cell<T> for GruCell<T> {
             self.bias_ih.as_ref(),
             self.bias_hh.as_ref(),
         )
+    }
+}
+
+/// The whole step after the two products, one pass forward and one backward:
+/// `r = σ(x_r + h_r)`, `z = σ(x_z + h_z)`, `n = tanh(x_n + r ⊙ h_n)`, `h' = n + z ⊙ (h − n)`
+/// (that is, `(1 − z) ⊙ n + z ⊙ h`).
+struct HiddenState;
+
+impl Elementwise<7> for HiddenState {
+    #[inline(always)]
+    fn eval<S: Scalar>(&self, [xr, xz, xn, hr, hz, hn, h]: [S; 7]) -> S {
+        let reset = (xr + hr).sigmoid();
+        let update = (xz + hz).sigmoid();
+        let candidate = (xn + reset * hn).tanh();
+        candidate.clone() + update * (h - candidate)
     }
 }

@@ -102,3 +102,11 @@ pub trait Cell<T: Element> {
     /// adds PyTorch's `_l{k}` and `_reverse` suffixes.
     fn parameters(&self) -> Vec<(String, Parameter<T>)>;
 }
+
+/// The `K` equal column blocks (views) of a `[B, K·H]` gate matrix, one per gate.
+pub(crate) fn gate_blocks<T: Element, const K: usize>(gates: &Var<T>) -> [Var<T>; K] {
+    let blocks = gates.chunk(K, 1);
+    blocks
+        .try_into()
+        .expect("chunk(K, 1) of a [B, K·H] matrix gives K blocks")
+}
