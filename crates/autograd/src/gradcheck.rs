@@ -86,6 +86,18 @@ pub enum GradcheckError {
     Mismatch(Box<GradcheckMismatch>),
     /// Computing gradients failed.
     Autograd(AutogradError),
+    /// (gradgradcheck) The first derivative recorded under `create_graph` differs from the
+    /// one a plain backward pass computes.
+    RecordedGradientMismatch {
+        /// Which input the gradient belongs to.
+        input: usize,
+        /// The element.
+        index: Vec<usize>,
+        /// Its value recorded under `create_graph`.
+        recorded: f64,
+        /// Its value from a plain backward pass.
+        plain: f64,
+    },
 }
 
 impl fmt::Display for GradcheckError {
@@ -111,6 +123,15 @@ impl fmt::Display for GradcheckError {
                 (m.analytical - m.numerical).abs()
             ),
             GradcheckError::Autograd(e) => write!(f, "gradcheck: {e}"),
+            GradcheckError::RecordedGradientMismatch {
+                input,
+                index,
+                recorded,
+                plain,
+            } => write!(
+                f,
+                "gradgradcheck: the gradient for input {input} element {index:?} is {recorded:.10e} recorded under create_graph and {plain:.10e} from a plain backward pass"
+            ),
         }
     }
 }
@@ -412,7 +433,9 @@ where
 /// Checks second derivatives: the gradient of `f` (weighted by random output gradients, which
 /// become extra inputs) is itself gradient-checked, so every op's backward rule is
 /// differentiated by the tape and compared against finite differences of the first
-/// derivative.
+/// derivative. First, the first derivative recorded under `create_graph` is compared with the
+/// one a plain backward pass computes: differentiating it checks only that it is consistent
+/// with its own derivative.
 ///
 /// ```
 /// use tapeloop_autograd::{GradcheckOptions, Var, gradgradcheck, Tensor, seeded_rng};
@@ -439,7 +462,7 @@ where
         .map(|s| Tensor::randn(s, &mut rng))
         .collect();
     let count = inputs.len();
-    let first_derivative = |vars: &[Var<f64>]| -> Vec<Var<f64>> {
+    let first_derivative_with = |vars: &[Var<f64>], backward: BackwardOptions| -> Vec<Var<f64>> {
         let (xs, vs) = vars.split_at(count);
         // The numerical pass evaluates this under `no_grad` with constant inputs; the first
         // derivative still has to be taken there, so record and use fresh leaves.
@@ -473,14 +496,8 @@ where
                 .map(|x| Var::constant(Tensor::zeros(x.shape())))
                 .collect();
         }
-        let grads = grad(
-            &tracked,
-            xs,
-            Some(&seeds),
-            BackwardOptions::create_graph(),
-            true,
-        )
-        .unwrap_or_else(|e| panic!("gradgradcheck: first derivative failed: {e}"));
+        let grads = grad(&tracked, xs, Some(&seeds), backward, true)
+            .unwrap_or_else(|e| panic!("gradgradcheck: first derivative failed: {e}"));
         grads
             .into_iter()
             .zip(xs)
@@ -489,5 +506,35 @@ where
     };
     let mut all_inputs: Vec<Tensor<f64>> = inputs.to_vec();
     all_inputs.extend(output_grads);
-    gradcheck(first_derivative, &all_inputs, options)
+    // The check below differentiates the recorded first derivative, and would accept one that
+    // is wrong but consistent with its own derivative (a rule recorded under `create_graph`
+    // may be written apart from the one-pass rule used otherwise). So its value must first
+    // equal the plain backward pass's, which gradcheck holds to finite differences.
+    let at_inputs: Vec<Var<f64>> = all_inputs.iter().cloned().map(Var::leaf).collect();
+    let recorded = first_derivative_with(&at_inputs, BackwardOptions::create_graph());
+    let plain = first_derivative_with(&at_inputs, BackwardOptions::default());
+    for (input, (recorded, plain)) in recorded.iter().zip(&plain).enumerate() {
+        let pairs = recorded
+            .value
+            .to_vec()
+            .into_iter()
+            .zip(plain.value.to_vec());
+        for (element, (r, p)) in pairs.enumerate() {
+            // False when either is NaN, which is a mismatch too.
+            let agree = (r - p).abs() <= options.atol + options.rtol * p.abs();
+            if !agree {
+                return Err(GradcheckError::RecordedGradientMismatch {
+                    input,
+                    index: unravel(element, recorded.shape()),
+                    recorded: r,
+                    plain: p,
+                });
+            }
+        }
+    }
+    gradcheck(
+        |vars: &[Var<f64>]| first_derivative_with(vars, BackwardOptions::create_graph()),
+        &all_inputs,
+        options,
+    )
 }

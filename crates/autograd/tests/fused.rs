@@ -7,7 +7,7 @@ mod common;
 use common::{Domain, check, input};
 use proptest::prelude::*;
 use tapeloop_autograd::strategies::broadcast_pair;
-use tapeloop_autograd::{Elementwise, Scalar, Tensor, Var};
+use tapeloop_autograd::{BackwardOptions, Elementwise, Scalar, Tensor, Var, grad};
 
 /// Every operation a [`Scalar`] offers, on inputs that keep `ln` and `√` defined.
 struct EveryOperation;
@@ -46,6 +46,24 @@ proptest! {
     #[test]
     fn fused_gradients_match_finite_differences((x, y) in positive_pair()) {
         check(|v: &[Var<f64>]| Var::fused("every_operation", [&v[0], &v[1]], EveryOperation), &[x, y])?;
+    }
+
+    #[test]
+    fn recorded_gradients_equal_the_one_pass_gradients((x, y) in positive_pair()) {
+        // Under `create_graph` the gradient is built from recorded ops (dual numbers made of
+        // variables); gradgradcheck checks its derivative, this checks its value.
+        let (a, b) = (Var::leaf(x), Var::leaf(y));
+        let gradients = |options| {
+            let out = Var::fused("every_operation", [&a, &b], EveryOperation).sum(&[], false);
+            grad(&[out], &[a.clone(), b.clone()], None, options, false).unwrap()
+        };
+        let recorded = gradients(BackwardOptions::create_graph());
+        let one_pass = gradients(BackwardOptions::default());
+        for (r, p) in recorded.iter().zip(&one_pass) {
+            let (r, p) = (r.as_ref().unwrap(), p.as_ref().unwrap());
+            prop_assert!(r.requires_grad() && !p.requires_grad());
+            prop_assert!(max_difference(r.value(), p.value()) < 1e-12);
+        }
     }
 
     #[test]

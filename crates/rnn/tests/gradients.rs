@@ -1,9 +1,9 @@
 //! Backprop through time comes from the tape: gradcheck (f64, central differences) of every
-//! built-in cell and of whole layers — multi-layer, bidirectional, variable-length, projected —
+//! built-in cell (first and second derivatives) and of whole layers — multi-layer, bidirectional, variable-length, projected —
 //! for inputs, initial states and every parameter.
 
 use proptest::prelude::*;
-use tapeloop_rnn::autograd::{GradcheckOptions, gradcheck};
+use tapeloop_rnn::autograd::{GradcheckOptions, gradcheck, gradgradcheck};
 use tapeloop_rnn::check::check_layer;
 use tapeloop_rnn::{
     Cell, Gru, GruCell, Lstm, LstmCell, Nonlinearity, RecurrentConfig, Rnn, RnnCell, Tensor, Var,
@@ -32,6 +32,15 @@ fn check_cell_step<C: Cell<f64>>(cell: &C, batch: usize, seed: u64) {
         &GradcheckOptions::default(),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.compared > 0);
+    // Second derivatives too: under `create_graph` a fused cell body is differentiated through
+    // its dual-number evaluation on variables, not through the elementwise pass.
+    let report = gradgradcheck(
+        |v: &[Var<f64>]| cell.step(&cell.project_inputs(&v[0]), &v[1..]),
+        &inputs,
+        &GradcheckOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("second derivative: {e}"));
     assert!(report.compared > 0);
 }
 
