@@ -70,6 +70,7 @@ pub struct GradcheckMismatch {
 }
 
 /// Why a gradient check did not pass.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub enum GradcheckError {
     /// An input's elements overlap in memory (a stride-0 broadcast view): perturbing one

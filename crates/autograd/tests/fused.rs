@@ -130,8 +130,43 @@ fn f32_cell_state_matches_separate_ops_on_column_blocks() {
     );
 }
 
+/// `eˣ + y·z`: where `eˣ` overflows, `y` and `z` still have finite gradients.
+struct ExpPlusProduct;
+
+impl Elementwise<3> for ExpPlusProduct {
+    fn eval<S: Scalar>(&self, [x, y, z]: [S; 3]) -> S {
+        x.exp() + y * z
+    }
+}
+
 #[test]
-fn fused_records_one_node_and_skips_constant_inputs() {
+fn an_infinite_derivative_does_not_spread_nan_to_other_inputs() {
+    // The separate ops give ∂/∂y = z and ∂/∂z = y whatever eˣ is; a dual number carrying a
+    // zero (not an absent) derivative for y through eˣ would give 0·∞ = NaN. So would
+    // ∂(y·z)/∂y at z = ∞ taken as 0·y + ∞·1 with y's zero derivative in z.
+    let values = |v: [f64; 3]| v.map(|v| Var::leaf(Tensor::from_vec(vec![v], &[1])));
+    for [x, y, z] in [[1000.0, 2.0, 3.0], [0.5, f64::INFINITY, 2.0]] {
+        for options in [BackwardOptions::default(), BackwardOptions::create_graph()] {
+            let fused = values([x, y, z]);
+            let [a, b, c] = [&fused[0], &fused[1], &fused[2]];
+            let out = Var::fused("exp_plus_product", [a, b, c], ExpPlusProduct);
+            let got = grad(&[out], &fused, None, options, false).unwrap();
+            let plain = values([x, y, z]);
+            let out = &plain[0].exp() + &(&plain[1] * &plain[2]);
+            let want = grad(&[out], &plain, None, options, false).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                let (g, w) = (g.as_ref().unwrap().item(), w.as_ref().unwrap().item());
+                assert!(
+                    g == w || (g.is_nan() && w.is_nan()),
+                    "{g} against {w} at {x}, {y}, {z}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_records_one_node_and_constants_get_no_gradient() {
     let x = Var::leaf(Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2]));
     let constant = Var::constant(Tensor::<f64>::scalar(3.0));
     let y = Var::fused("every_operation", [&x, &constant], EveryOperation);

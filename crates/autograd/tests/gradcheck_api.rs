@@ -222,3 +222,41 @@ fn the_property_inputs_include_every_layout() {
         [vec![3, 1], vec![1, 2], vec![5, 1]].into_iter().collect();
     assert_eq!(strides, expected);
 }
+
+#[test]
+fn gradgradcheck_refuses_a_recorded_rule_that_disagrees_with_the_plain_one() {
+    // x² whose rule is right outside `create_graph` and 1% off when recorded: consistent with
+    // its own derivative, so only the comparison of values catches it.
+    fn square_recorded_wrong(x: &Var<f64>) -> Var<f64> {
+        let input = x.clone();
+        Var::record("square", x.value().square(), &[x], false, move |ctx| {
+            let slope = if tapeloop_autograd::is_grad_enabled() {
+                2.02
+            } else {
+                2.0
+            };
+            gradients([Some(ctx.grad * &(&input * slope))])
+        })
+    }
+    let error = gradgradcheck(
+        |v: &[Var<f64>]| square_recorded_wrong(&v[0]),
+        &[two_by_three(1)],
+        &GradcheckOptions::default(),
+    )
+    .unwrap_err();
+    let GradcheckError::RecordedGradientMismatch {
+        input,
+        index,
+        recorded,
+        plain,
+    } = &error
+    else {
+        panic!("expected a recorded-gradient mismatch, got {error:?}");
+    };
+    assert_eq!((*input, index.as_slice()), (0, &[0, 0][..]));
+    assert!((recorded / plain - 1.01).abs() < 1e-12);
+    assert!(
+        error.to_string().contains("recorded under create_graph"),
+        "{error}"
+    );
+}

@@ -26,21 +26,14 @@ fn check_cell_step<C: Cell<f64>>(cell: &C, batch: usize, seed: u64) {
     for size in cell.state_sizes() {
         inputs.push(Tensor::randn(&[batch, size], &mut rng));
     }
-    let report = gradcheck(
-        |v: &[Var<f64>]| cell.step(&cell.project_inputs(&v[0]), &v[1..]),
-        &inputs,
-        &GradcheckOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let step = |v: &[Var<f64>]| cell.step(&cell.project_inputs(&v[0]), &v[1..]);
+    let options = GradcheckOptions::default();
+    let report = gradcheck(step, &inputs, &options).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.compared > 0);
     // Second derivatives too: under `create_graph` a fused cell body is differentiated through
     // its dual-number evaluation on variables, not through the elementwise pass.
-    let report = gradgradcheck(
-        |v: &[Var<f64>]| cell.step(&cell.project_inputs(&v[0]), &v[1..]),
-        &inputs,
-        &GradcheckOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("second derivative: {e}"));
+    let report =
+        gradgradcheck(step, &inputs, &options).unwrap_or_else(|e| panic!("second derivative: {e}"));
     assert!(report.compared > 0);
 }
 

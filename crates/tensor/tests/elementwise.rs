@@ -411,10 +411,11 @@ fn operator_panics_with_the_broadcast_error() {
 }
 
 #[test]
-fn map_elements_splits_large_inputs_across_threads_row_by_row() {
-    // 300 rows of 200: above the parallel threshold, with blocks that end mid-tensor. The
-    // inputs are a column block of a wider matrix (rows read in place) and a transposed one
-    // (copied first).
+fn map_elements_splits_large_inputs_across_threads() {
+    // Above the parallel threshold with two threads: 300 rows of 200, blocks of whole rows that
+    // end mid-tensor, one input a column block of a wider matrix (rows read in place) and one
+    // transposed (copied first); then one row of 2¹⁷, split within the row.
+    tapeloop_tensor::set_num_threads(2).unwrap();
     let wide = Tensor::<f32>::randn(&[300, 500], &mut tapeloop_tensor::seeded_rng(1));
     let block = wide.narrow(1, 100, 200);
     let transposed = Tensor::<f32>::randn(&[200, 300], &mut tapeloop_tensor::seeded_rng(2)).t();
@@ -422,8 +423,16 @@ fn map_elements_splits_large_inputs_across_threads_row_by_row() {
         [x * 2.0 - y]
     })
     .unwrap();
-    let want = block.mul_scalar(2.0).sub(&transposed);
-    assert_eq!(got.to_vec(), want.to_vec());
+    assert_eq!(
+        got.to_vec(),
+        block.mul_scalar(2.0).sub(&transposed).to_vec()
+    );
+    let row = Tensor::<f32>::randn(&[1 << 17], &mut tapeloop_tensor::seeded_rng(3));
+    let weight = Tensor::<f32>::randn(&[1 << 17], &mut tapeloop_tensor::seeded_rng(4));
+    let [scaled, plain] =
+        Tensor::try_map_elements("test", [&row], Some(&weight), |[x], w| [x * w, x + 1.0]).unwrap();
+    assert_eq!(scaled.to_vec(), row.mul(&weight).to_vec());
+    assert_eq!(plain.to_vec(), row.add_scalar(1.0).to_vec());
 }
 
 #[test]
@@ -443,7 +452,24 @@ fn map_elements_names_every_shape_when_they_do_not_broadcast() {
         .to_string();
     assert_eq!(
         error,
-        "cell: the shapes [2, 3], [3], [4, 1] cannot be broadcast together"
+        "cell: the shapes [2, 3], [3], weight [4, 1] cannot be broadcast together"
+    );
+    // Sizes that broadcast, to more elements than exist: that is the error, not a mismatch.
+    let tall = Tensor::<f64>::zeros(&[1, 1]).broadcast_to(&[1 << 32, 1]);
+    let wide = Tensor::<f64>::zeros(&[1, 1]).broadcast_to(&[1, 1 << 32]);
+    let empty = tall.narrow(0, 0, 0);
+    let [out] = Tensor::try_map_elements("cell", [&empty, &wide], None, |[x, _], _| [x]).unwrap();
+    assert_eq!(
+        out.shape(),
+        &[0, 1 << 32],
+        "a size 0 keeps the broadcast shape empty"
+    );
+    let error = Tensor::try_map_elements("cell", [&tall, &wide], None, |[x, _], _| [x])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("more elements than a usize can count"),
+        "{error}"
     );
 }
 

@@ -20,6 +20,18 @@ use crate::var::Var;
 /// A number an [`Elementwise`] function can be evaluated on: a tensor's elements (forward),
 /// dual numbers carrying derivatives (backward), and variables (backward under
 /// `create_graph`). Write the function with these operations only.
+///
+/// ```
+/// use tapeloop_autograd::Scalar;
+///
+/// /// softplus(x) = ln(1 + eˣ), for any `Scalar`.
+/// fn softplus<S: Scalar>(x: S) -> S {
+///     (S::constant(1.0) + x.exp()).ln()
+/// }
+/// // `Var` is a `Scalar` too: the same function, recorded op by op.
+/// let x = tapeloop_autograd::Var::constant(tapeloop_autograd::Tensor::<f64>::scalar(0.0));
+/// assert_eq!(softplus(x).item(), 2f64.ln());
+/// ```
 pub trait Scalar:
     Clone
     + Add<Output = Self>
@@ -83,6 +95,28 @@ impl<T: Element> Var<T> {
     /// Applies `f` elementwise to `inputs` (broadcast to a common shape) as one recorded op:
     /// one pass forward and one backward, however many operations `f` chains. Its gradient
     /// comes from `f` itself (see [`Elementwise`]); `op` names the node.
+    ///
+    /// ```
+    /// use tapeloop_autograd::{Elementwise, Scalar, Tensor, Var};
+    ///
+    /// /// tanh(x + y), as a plain RNN's step ends.
+    /// struct TanhOfSum;
+    /// impl Elementwise<2> for TanhOfSum {
+    ///     #[inline(always)]
+    ///     fn eval<S: Scalar>(&self, [x, y]: [S; 2]) -> S {
+    ///         (x + y).tanh()
+    ///     }
+    /// }
+    ///
+    /// let x = Var::leaf(Tensor::<f64>::zeros(&[2, 3]));
+    /// let bias = Var::leaf(Tensor::<f64>::zeros(&[3])); // broadcast over the rows
+    /// let h = Var::try_fused("tanh_of_sum", [&x, &bias], TanhOfSum).unwrap();
+    /// h.sum(&[], false).backward().unwrap();
+    /// // tanh'(0) = 1 per element, summed over the two rows for the bias.
+    /// assert_eq!(bias.grad().unwrap().to_vec(), vec![2.0; 3]);
+    /// let wrong = Var::leaf(Tensor::<f64>::zeros(&[4]));
+    /// assert!(Var::try_fused("tanh_of_sum", [&x, &wrong], TanhOfSum).is_err());
+    /// ```
     #[track_caller]
     pub fn try_fused<F, const N: usize>(
         op: &'static str,
@@ -97,13 +131,17 @@ impl<T: Element> Var<T> {
         let saved: [Var<T>; N] = inputs.map(Var::clone);
         Ok(Var::record(op, value, &inputs, false, move |ctx| {
             let gradients = if crate::mode::is_grad_enabled() {
-                recorded_gradients(&f, &saved, ctx.grad)
+                recorded_gradients(&f, &saved, ctx.grad, ctx.needs)
             } else {
-                fused_gradients(op, &f, &saved, ctx.grad)
+                fused_gradients(op, &f, &saved, ctx.grad).map(Some)
             };
             let mut out = Gradients::new();
             for ((gradient, input), &needed) in gradients.into_iter().zip(&saved).zip(ctx.needs) {
-                out.push(needed.then(|| reduce_to(gradient, input.shape())));
+                out.push(
+                    gradient
+                        .filter(|_| needed)
+                        .map(|g| reduce_to(g, input.shape())),
+                );
             }
             out
         }))
@@ -157,18 +195,29 @@ impl<T: Element, F: Elementwise<N> + Sync, const N: usize> ElementKernel<T, N, N
     #[inline(always)]
     fn at(&self, x: [T; N], g: T) -> [T; N] {
         let duals = std::array::from_fn(|j| Dual::seed(Number(x[j]), j));
-        self.0.eval(duals).tangent.map(|d| g * d.0)
+        // An input the result does not depend on has a zero gradient.
+        (self.0.eval(duals).tangent).map(|d| d.map_or(T::zero(), |d| g * d.0))
     }
 }
 
-/// `g · ∂f/∂xⱼ` as recorded ops (under `create_graph`), so it can be differentiated again.
+/// `g · ∂f/∂xⱼ` as recorded ops (under `create_graph`), so it can be differentiated again;
+/// `None` for the inputs that need none or that the result does not depend on. Only the inputs
+/// that need a gradient carry a tangent, so nothing is recorded for the others.
 fn recorded_gradients<T: Element, F: Elementwise<N>, const N: usize>(
     f: &F,
     inputs: &[Var<T>; N],
     grad: &Var<T>,
-) -> [Var<T>; N] {
-    let duals = std::array::from_fn(|j| Dual::seed(inputs[j].clone(), j));
-    f.eval(duals).tangent.map(|d| grad * &d)
+    needs: &[bool],
+) -> [Option<Var<T>>; N] {
+    let duals = std::array::from_fn(|j| {
+        let value = inputs[j].clone();
+        if needs[j] {
+            Dual::seed(value, j)
+        } else {
+            Dual::from(value)
+        }
+    });
+    (f.eval(duals).tangent).map(|d| d.map(|d| grad * &d))
 }
 
 /// A tensor element as a [`Scalar`].
@@ -246,36 +295,69 @@ impl<T: Element> Scalar for Var<T> {
 }
 
 /// A dual number: a value and its derivatives with respect to `N` inputs (forward-mode
-/// differentiation, one element at a time).
+/// differentiation, one element at a time). A derivative that is zero by construction (the
+/// value does not depend on that input) is `None`, not a zero: multiplied by an infinite
+/// slope, a zero would give NaN where the separate ops give no gradient at all (∂(eˣ + y)/∂y
+/// at x = 1000). The pattern of `None`s is fixed by the code, so once inlined the compiler
+/// folds it away.
 #[derive(Clone)]
 struct Dual<S, const N: usize> {
     value: S,
-    tangent: [S; N],
+    tangent: [Option<S>; N],
+}
+
+impl<S: Scalar, const N: usize> From<S> for Dual<S, N> {
+    /// A value that depends on none of the inputs.
+    #[inline(always)]
+    fn from(value: S) -> Self {
+        Dual {
+            value,
+            tangent: [const { None }; N],
+        }
+    }
 }
 
 impl<S: Scalar, const N: usize> Dual<S, N> {
     /// Input `j`: its derivative is 1 with respect to itself and 0 to the others.
+    #[inline(always)]
     fn seed(value: S, j: usize) -> Self {
-        let tangent = std::array::from_fn(|k| S::constant(if k == j { 1.0 } else { 0.0 }));
+        let mut tangent = [const { None }; N];
+        tangent[j] = Some(S::constant(1.0));
         Dual { value, tangent }
     }
 
     /// The chain rule for a function of one argument whose derivative here is `slope`.
     #[inline(always)]
-    fn chain(value: S, tangent: [S; N], slope: S) -> Self {
-        Dual {
-            value,
-            tangent: tangent.map(|d| d * slope.clone()),
+    fn chain(value: S, mut tangent: [Option<S>; N], slope: S) -> Self {
+        for d in &mut tangent {
+            *d = d.take().map(|d| d * slope.clone());
         }
+        Dual { value, tangent }
     }
 }
 
-/// `[f(a₀, b₀), …]`.
+/// The derivatives of a binary operation from its operands': `both` where both depend on an
+/// input, `left` or `right` where only one does.
 #[inline(always)]
-fn zip_with<S: Clone, const N: usize>(a: [S; N], b: [S; N], f: impl Fn(S, S) -> S) -> [S; N] {
-    // Indexing rather than zipping iterators: no `Option` to unwrap, so nothing that could
-    // panic is left in the loop the compiler vectorizes.
-    std::array::from_fn(|k| f(a[k].clone(), b[k].clone()))
+fn combine<S: Clone, const N: usize>(
+    a: [Option<S>; N],
+    b: [Option<S>; N],
+    both: impl Fn(S, S) -> S,
+    left: impl Fn(S) -> S,
+    right: impl Fn(S) -> S,
+) -> [Option<S>; N] {
+    // A loop over the array in place: `std::array::from_fn` and `map` were left as calls here,
+    // and the loop over the elements around them was not vectorized.
+    let mut out = a;
+    for (d, db) in out.iter_mut().zip(b) {
+        *d = match (d.take(), db) {
+            (Some(x), Some(y)) => Some(both(x, y)),
+            (Some(x), None) => Some(left(x)),
+            (None, Some(y)) => Some(right(y)),
+            (None, None) => None,
+        };
+    }
+    out
 }
 
 impl<S: Scalar, const N: usize> Add for Dual<S, N> {
@@ -284,7 +366,7 @@ impl<S: Scalar, const N: usize> Add for Dual<S, N> {
     fn add(self, rhs: Self) -> Self {
         Dual {
             value: self.value + rhs.value,
-            tangent: zip_with(self.tangent, rhs.tangent, |a, b| a + b),
+            tangent: combine(self.tangent, rhs.tangent, |a, b| a + b, |a| a, |b| b),
         }
     }
 }
@@ -295,7 +377,7 @@ impl<S: Scalar, const N: usize> Sub for Dual<S, N> {
     fn sub(self, rhs: Self) -> Self {
         Dual {
             value: self.value - rhs.value,
-            tangent: zip_with(self.tangent, rhs.tangent, |a, b| a - b),
+            tangent: combine(self.tangent, rhs.tangent, |a, b| a - b, |a| a, |b| -b),
         }
     }
 }
@@ -307,11 +389,16 @@ impl<S: Scalar, const N: usize> Mul for Dual<S, N> {
     #[inline(always)]
     fn mul(self, rhs: Self) -> Self {
         let (a, b) = (self.value, rhs.value);
+        let tangent = combine(
+            self.tangent,
+            rhs.tangent,
+            |da, db| da * b.clone() + a.clone() * db,
+            |da| da * b.clone(),
+            |db| a.clone() * db,
+        );
         Dual {
-            value: a.clone() * b.clone(),
-            tangent: zip_with(self.tangent, rhs.tangent, |da, db| {
-                da * b.clone() + a.clone() * db
-            }),
+            value: a * b,
+            tangent,
         }
     }
 }
@@ -323,11 +410,16 @@ impl<S: Scalar, const N: usize> Div for Dual<S, N> {
     fn div(self, rhs: Self) -> Self {
         let quotient = self.value / rhs.value.clone();
         let divisor = rhs.value;
+        let tangent = combine(
+            self.tangent,
+            rhs.tangent,
+            |da, db| (da - quotient.clone() * db) / divisor.clone(),
+            |da| da / divisor.clone(),
+            |db| -(quotient.clone() * db) / divisor.clone(),
+        );
         Dual {
-            value: quotient.clone(),
-            tangent: zip_with(self.tangent, rhs.tangent, |da, db| {
-                (da - quotient.clone() * db) / divisor.clone()
-            }),
+            value: quotient,
+            tangent,
         }
     }
 }
@@ -338,17 +430,21 @@ impl<S: Scalar, const N: usize> Neg for Dual<S, N> {
     fn neg(self) -> Self {
         Dual {
             value: -self.value,
-            tangent: self.tangent.map(|d| -d),
+            tangent: {
+                let mut tangent = self.tangent;
+                for d in &mut tangent {
+                    *d = d.take().map(|d| -d);
+                }
+                tangent
+            },
         }
     }
 }
 
 impl<S: Scalar, const N: usize> Scalar for Dual<S, N> {
+    #[inline(always)]
     fn constant(value: f64) -> Self {
-        Dual {
-            value: S::constant(value),
-            tangent: std::array::from_fn(|_| S::constant(0.0)),
-        }
+        Dual::from(S::constant(value))
     }
     #[inline(always)]
     fn exp(&self) -> Self {

@@ -19,6 +19,24 @@ use crate::tensor::Tensor;
 /// the weight's in, the results' out. Closures implement it; a type of its own lets a caller
 /// mark [`ElementKernel::at`] `#[inline(always)]`, which a closure cannot be, so that a large
 /// body is still inlined into (and vectorized with) the loop over the elements.
+///
+/// ```
+/// use tapeloop_tensor::{ElementKernel, Tensor};
+///
+/// /// x·w and x + w at once.
+/// struct ProductAndSum;
+/// impl ElementKernel<f64, 1, 2> for ProductAndSum {
+///     #[inline(always)]
+///     fn at(&self, [x]: [f64; 1], w: f64) -> [f64; 2] {
+///         [x * w, x + w]
+///     }
+/// }
+/// let x = Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2]);
+/// let w = Tensor::<f64>::scalar(3.0);
+/// let [product, sum] =
+///     Tensor::try_map_elements_with("product_and_sum", [&x], Some(&w), ProductAndSum).unwrap();
+/// assert_eq!((product.to_vec(), sum.to_vec()), (vec![3.0, 6.0], vec![4.0, 5.0]));
+/// ```
 pub trait ElementKernel<T, const N: usize, const M: usize>: Sync {
     /// The results at one position.
     fn at(&self, inputs: [T; N], weight: T) -> [T; M];
@@ -94,15 +112,20 @@ impl<T: Element> Tensor<T> {
             _ => {
                 let mut shape = Shape::new();
                 for x in operands_in() {
-                    shape = broadcast_shapes(op, &shape, x.shape()).map_err(|_| {
-                        let shapes: Vec<String> =
-                            operands_in().map(|x| shape_str(x.shape())).collect();
+                    shape = broadcast_shapes(op, &shape, x.shape()).map_err(|error| {
+                        let shapes: Vec<&[usize]> = operands_in().map(|x| x.shape()).collect();
+                        if sizes_agree(&shapes) {
+                            return error; // the sizes broadcast, to too many elements
+                        }
+                        let mut named: Vec<String> =
+                            inputs.iter().map(|x| shape_str(x.shape())).collect();
+                        if let Some(w) = weight {
+                            named.push(format!("weight {}", shape_str(w.shape())));
+                        }
+                        let named = named.join(", ");
                         TensorError::new(
                             op,
-                            format!(
-                                "the shapes {} cannot be broadcast together",
-                                shapes.join(", ")
-                            ),
+                            format!("the shapes {named} cannot be broadcast together"),
                         )
                     })?;
                 }
@@ -118,23 +141,39 @@ impl<T: Element> Tensor<T> {
         let count: usize = shape.iter().product();
         let mut outputs: [Vec<T>; M] = std::array::from_fn(|_| Vec::with_capacity(count));
         if count > 0 {
+            // A block is whole rows, or part of one row when rows are longer than `CHUNK`, so
+            // that a long row is still split across threads.
+            let block_len = if row_len <= CHUNK {
+                (CHUNK / row_len) * row_len
+            } else {
+                CHUNK
+            };
             // The weight of every element when there is none (on the stack for short rows).
-            let ones: SmallVec<[T; 64]> =
-                smallvec::smallvec![T::one(); if weight.is_none() { row_len } else { 0 }];
-            let fill = |block: &mut [&mut [MaybeUninit<T>]; M], first_row: usize| {
-                for (k, row) in (first_row..first_row + block[0].len() / row_len).enumerate() {
-                    let xs: [&[T]; N] = std::array::from_fn(|j| row_of(&operands[j], row, row_len));
-                    let w = weight
-                        .as_ref()
-                        .map_or(&ones[..], |w| row_of(w, row, row_len));
-                    let dst = block
-                        .each_mut()
-                        .map(|d| &mut d[k * row_len..(k + 1) * row_len]);
+            let ones: SmallVec<[T; 64]> = smallvec::smallvec![
+                T::one();
+                if weight.is_none() { row_len.min(block_len) } else { 0 }
+            ];
+            // Writes elements `start..start + block.len()` of every result, a row segment at a
+            // time.
+            let fill = |block: &mut [&mut [MaybeUninit<T>]; M], start: usize| {
+                let len = block.first().map_or(0, |b| b.len());
+                let mut done = 0;
+                while done < len {
+                    let (row, column) = ((start + done) / row_len, (start + done) % row_len);
+                    let segment = (row_len - column).min(len - done);
+                    let columns = column..column + segment;
+                    let xs: [&[T]; N] = std::array::from_fn(|j| {
+                        &row_of(&operands[j], row, row_len)[columns.clone()]
+                    });
+                    let w = match &weight {
+                        Some(w) => &row_of(w, row, row_len)[columns],
+                        None => &ones[..segment],
+                    };
+                    let dst = block.each_mut().map(|d| &mut d[done..done + segment]);
                     simd::elements(dst, xs, w, &f);
+                    done += segment;
                 }
             };
-            let rows_per_block = (CHUNK / row_len).max(1);
-            let block_len = rows_per_block * row_len;
             let mut pieces = outputs
                 .each_mut()
                 .map(|v| v.spare_capacity_mut()[..count].chunks_mut(block_len));
@@ -148,25 +187,38 @@ impl<T: Element> Tensor<T> {
             }
             if count >= PARALLEL_THRESHOLD {
                 parallel::for_each_chunk_mut(&mut blocks, 1, |b, block| {
-                    fill(&mut block[0], b * rows_per_block)
+                    fill(&mut block[0], b * block_len)
                 });
             } else {
                 for (b, block) in blocks.iter_mut().enumerate() {
-                    fill(block, b * rows_per_block);
+                    fill(block, b * block_len);
                 }
             }
             drop(blocks);
             for output in &mut outputs {
                 // SAFETY: the blocks partition the first `count` slots of every output, and
-                // `fill` wrote every row of every block: `simd::elements` writes each of its
-                // `M` destinations at every index below the row length (the loop above runs
-                // over every row a block holds, `block_len` being a whole number of rows and
-                // `count` too).
+                // `fill` wrote every slot of every block: its segments run back to back from
+                // the block's start until they cover its length, and `simd::elements` writes
+                // each of its `M` destinations at every index of the segment (a panic in `f`
+                // unwinds before this line, leaving the outputs empty).
                 unsafe { output.set_len(count) };
             }
         }
         Ok(outputs.map(|data| Tensor::from_contiguous(data, &shape)))
     }
+}
+
+/// True when every dimension, aligned from the last, has one size among `shapes` besides 1.
+fn sizes_agree(shapes: &[&[usize]]) -> bool {
+    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    (1..=rank).all(|from_end| {
+        let mut sizes = shapes
+            .iter()
+            .filter_map(|s| s.len().checked_sub(from_end).map(|d| s[d]))
+            .filter(|&size| size != 1);
+        let first = sizes.next();
+        sizes.all(|size| Some(size) == first)
+    })
 }
 
 /// `x` as a view of `shape` whose rows are contiguous: itself when it is one, else a broadcast
