@@ -104,34 +104,7 @@ impl<T: Element> Tensor<T> {
         weight: Option<&Tensor<T>>,
         f: impl ElementKernel<T, N, M>,
     ) -> Result<[Tensor<T>; M]> {
-        let operands_in = || inputs.iter().copied().chain(weight);
-        let shape = match operands_in().next() {
-            Some(first) if operands_in().all(|x| x.shape() == first.shape()) => {
-                Shape::from_slice(first.shape())
-            }
-            _ => {
-                let mut shape = Shape::new();
-                for x in operands_in() {
-                    shape = broadcast_shapes(op, &shape, x.shape()).map_err(|error| {
-                        let shapes: Vec<&[usize]> = operands_in().map(|x| x.shape()).collect();
-                        if sizes_agree(&shapes) {
-                            return error; // the sizes broadcast, to too many elements
-                        }
-                        let mut named: Vec<String> =
-                            inputs.iter().map(|x| shape_str(x.shape())).collect();
-                        if let Some(w) = weight {
-                            named.push(format!("weight {}", shape_str(w.shape())));
-                        }
-                        let named = named.join(", ");
-                        TensorError::new(
-                            op,
-                            format!("the shapes {named} cannot be broadcast together"),
-                        )
-                    })?;
-                }
-                shape
-            }
-        };
+        let shape = common_shape(op, &inputs, weight)?;
         let row_len = shape.last().copied().unwrap_or(1);
         let mut operands = Vec::with_capacity(N);
         for x in inputs {
@@ -205,6 +178,43 @@ impl<T: Element> Tensor<T> {
             }
         }
         Ok(outputs.map(|data| Tensor::from_contiguous(data, &shape)))
+    }
+}
+
+/// The shape `inputs` and `weight` broadcast to; an error naming every shape when their sizes
+/// disagree.
+fn common_shape<T: Element>(
+    op: &'static str,
+    inputs: &[&Tensor<T>],
+    weight: Option<&Tensor<T>>,
+) -> Result<Shape> {
+    let operands_in = || inputs.iter().copied().chain(weight);
+    match operands_in().next() {
+        Some(first) if operands_in().all(|x| x.shape() == first.shape()) => {
+            Ok(Shape::from_slice(first.shape()))
+        }
+        _ => {
+            let mut shape = Shape::new();
+            for x in operands_in() {
+                shape = broadcast_shapes(op, &shape, x.shape()).map_err(|error| {
+                    let shapes: Vec<&[usize]> = operands_in().map(|x| x.shape()).collect();
+                    if sizes_agree(&shapes) {
+                        return error; // the sizes broadcast, to too many elements
+                    }
+                    let mut named: Vec<String> =
+                        inputs.iter().map(|x| shape_str(x.shape())).collect();
+                    if let Some(w) = weight {
+                        named.push(format!("weight {}", shape_str(w.shape())));
+                    }
+                    let named = named.join(", ");
+                    TensorError::new(
+                        op,
+                        format!("the shapes {named} cannot be broadcast together"),
+                    )
+                })?;
+            }
+            Ok(shape)
+        }
     }
 }
 
