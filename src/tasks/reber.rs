@@ -28,7 +28,7 @@ const GRAPH: [[(usize, usize); 2]; 5] = [
 /// One string with, for each position but the last, the set of symbols that may legally follow.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReberString {
-    /// The symbols (indices into [`SYMBOLS`]).
+    /// The symbols (indices into `SYMBOLS`).
     pub symbols: Vec<usize>,
     /// `legal[t]` lists the symbols that may follow `symbols[t]`.
     pub legal: Vec<Vec<usize>>,

@@ -38,8 +38,8 @@
 //! # Checking gradients
 //!
 //! [`gradcheck`] and [`gradgradcheck`] compare the tape against finite differences in `f64`;
-//! with the `proptest` feature, [`strategies`] generates shapes and well-conditioned values
-//! for property tests of a new op or cell.
+//! with the `proptest` feature, the `strategies` module generates shapes and well-conditioned
+//! values for property tests of a new op or cell.
 
 mod deferred;
 mod engine;

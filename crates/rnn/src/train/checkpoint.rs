@@ -121,8 +121,8 @@ impl StagedCheckpoint {
 }
 
 /// Saves `model`'s parameters, `optimizer`'s state and learning rate, the step counter and
-/// the caller's `extra` JSON into `dir`, crash-safely (see the [module docs](self)); only the
-/// newest checkpoint is kept. Returns the directory of the new checkpoint.
+/// the caller's `extra` JSON into `dir`, crash-safely (see the docs of the `train::checkpoint`
+/// module); only the newest checkpoint is kept. Returns the directory of the new checkpoint.
 ///
 /// ```
 /// use serde_json::json;
