@@ -135,8 +135,17 @@ pub fn normalize_dim(op: &'static str, dim: isize, rank: usize) -> Result<usize>
 }
 
 /// The shape two shapes broadcast to under NumPy/PyTorch rules: align at the right; sizes must
-/// be equal or one of them 1.
+/// be equal or one of them 1. An error too when that shape has more elements than a `usize`
+/// can count ([`element_count`]).
 pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Shape> {
+    let out = broadcast_sizes(op, a, b)?;
+    element_count(op, &out)?;
+    Ok(out)
+}
+
+/// [`broadcast_shapes`] without counting the result's elements: the error is always about
+/// sizes that disagree.
+pub(crate) fn broadcast_sizes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Shape> {
     let rank = a.len().max(b.len());
     let mut out: Shape = SmallVec::from_elem(0, rank);
     for i in 0..rank {
@@ -169,7 +178,6 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Sh
             }
         };
     }
-    element_count(op, &out)?;
     Ok(out)
 }
 

@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 
 use crate::element::Element;
 use crate::error::{Result, TensorError, shape_str};
-use crate::layout::{Shape, broadcast_shapes};
+use crate::layout::{Shape, broadcast_sizes, element_count};
 use crate::ops::elementwise::{CHUNK, PARALLEL_THRESHOLD};
 use crate::ops::simd;
 use crate::parallel;
@@ -196,11 +196,7 @@ fn common_shape<T: Element>(
         _ => {
             let mut shape = Shape::new();
             for x in operands_in() {
-                shape = broadcast_shapes(op, &shape, x.shape()).map_err(|error| {
-                    let shapes: Vec<&[usize]> = operands_in().map(|x| x.shape()).collect();
-                    if sizes_agree(&shapes) {
-                        return error; // the sizes broadcast, to too many elements
-                    }
+                shape = broadcast_sizes(op, &shape, x.shape()).map_err(|_| {
                     let mut named: Vec<String> =
                         inputs.iter().map(|x| shape_str(x.shape())).collect();
                     if let Some(w) = weight {
@@ -213,22 +209,11 @@ fn common_shape<T: Element>(
                     )
                 })?;
             }
+            // Sizes that agree can still broadcast to more elements than exist.
+            element_count(op, &shape)?;
             Ok(shape)
         }
     }
-}
-
-/// True when every dimension, aligned from the last, has one size among `shapes` besides 1.
-fn sizes_agree(shapes: &[&[usize]]) -> bool {
-    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
-    (1..=rank).all(|from_end| {
-        let mut sizes = shapes
-            .iter()
-            .filter_map(|s| s.len().checked_sub(from_end).map(|d| s[d]))
-            .filter(|&size| size != 1);
-        let first = sizes.next();
-        sizes.all(|size| Some(size) == first)
-    })
 }
 
 /// `x` as a view of `shape` whose rows are contiguous: itself when it is one, else a broadcast
