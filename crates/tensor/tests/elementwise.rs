@@ -433,6 +433,19 @@ fn map_elements_splits_large_inputs_across_threads() {
         Tensor::try_map_elements("test", [&row], Some(&weight), |[x], w| [x * w, x + 1.0]).unwrap();
     assert_eq!(scaled.to_vec(), row.mul(&weight).to_vec());
     assert_eq!(plain.to_vec(), row.add_scalar(1.0).to_vec());
+    // Below the plain ops' threshold but above the fused one: split into one block per thread,
+    // whole rows when the rows are short ([33, 100]), part of the row when it is long ([1, 3001]).
+    for shape in [[33, 100], [1, 3001], [2, 2048]] {
+        let x = Tensor::<f32>::randn(&shape, &mut tapeloop_tensor::seeded_rng(5));
+        let y = Tensor::<f32>::randn(&shape, &mut tapeloop_tensor::seeded_rng(6));
+        let [got] =
+            Tensor::try_map_elements("test", [&x, &y], None, |[x, y], _| [x * y + 1.0]).unwrap();
+        assert_eq!(
+            got.to_vec(),
+            x.mul(&y).add_scalar(1.0).to_vec(),
+            "{shape:?}"
+        );
+    }
 }
 
 #[test]
