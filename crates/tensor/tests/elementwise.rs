@@ -433,8 +433,14 @@ fn map_elements_splits_large_inputs_across_threads() {
         Tensor::try_map_elements("test", [&row], Some(&weight), |[x], w| [x * w, x + 1.0]).unwrap();
     assert_eq!(scaled.to_vec(), row.mul(&weight).to_vec());
     assert_eq!(plain.to_vec(), row.add_scalar(1.0).to_vec());
-    // Below the plain ops' threshold but above the fused one: split into one block per thread,
-    // whole rows when the rows are short ([33, 100]), part of the row when it is long ([1, 3001]).
+}
+
+#[test]
+fn map_elements_shares_small_passes_between_threads() {
+    // Below the plain ops' parallel threshold, above the fused passes' one: one block per
+    // thread, cut mid-row ([33, 100] in halves of 1,650; [1, 3001] within its one row) or at a
+    // row boundary ([2, 2048]); with a weight and two results as well.
+    tapeloop_tensor::set_num_threads(2).unwrap();
     for shape in [[33, 100], [1, 3001], [2, 2048]] {
         let x = Tensor::<f32>::randn(&shape, &mut tapeloop_tensor::seeded_rng(5));
         let y = Tensor::<f32>::randn(&shape, &mut tapeloop_tensor::seeded_rng(6));
@@ -445,6 +451,10 @@ fn map_elements_splits_large_inputs_across_threads() {
             x.mul(&y).add_scalar(1.0).to_vec(),
             "{shape:?}"
         );
+        let [scaled, shifted] =
+            Tensor::try_map_elements("test", [&x], Some(&y), |[x], w| [x * w, x - w]).unwrap();
+        assert_eq!(scaled.to_vec(), x.mul(&y).to_vec(), "{shape:?}");
+        assert_eq!(shifted.to_vec(), x.sub(&y).to_vec(), "{shape:?}");
     }
 }
 

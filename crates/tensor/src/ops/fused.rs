@@ -15,14 +15,35 @@ use crate::ops::simd;
 use crate::parallel;
 use crate::tensor::Tensor;
 
-/// Fused passes with at least this many elements are split across threads, from far fewer
-/// elements than a single op ([`PARALLEL_THRESHOLD`](crate::PARALLEL_THRESHOLD), 2¹⁵): a
-/// fused body does several ops' arithmetic per element (an LSTM cell's forward three sigmoids
-/// or tanh, its backward the same again on dual numbers), so the work per element is what a
-/// dozen plain ops do in one. With 2¹¹ rather than 2¹⁵, on a 2-vCPU AMD EPYC (interleaved
-/// rounds, medians): a small LSTM training step (T=50, B=32, H=128: fused ops of [32, 128])
-/// 21.7 → 20.0 ms, a small GRU 17.5 → 16.0, a long GRU (B=16: [16, 128]) 240 → 210.
-const FUSED_PARALLEL_THRESHOLD: usize = 1 << 11;
+/// The fewest elements a thread is given when a fused pass is shared, so passes from 2¹¹
+/// elements run on two threads: far fewer than a single op needs
+/// ([`PARALLEL_THRESHOLD`](crate::PARALLEL_THRESHOLD), 2¹⁵), because a fused body does several
+/// ops' arithmetic per element (an LSTM cell's forward three sigmoids or tanh, its backward the
+/// same again on dual numbers). On a 2-vCPU AMD EPYC (interleaved rounds, medians) a small LSTM
+/// training step (T=50, B=32, H=128: fused ops of [32, 128]) took 21.7 → 20.0 ms against
+/// sharing from 2¹⁵, a small GRU 17.5 → 16.0, a long GRU (B=16: [16, 128]) 240 → 210. Sharing
+/// from 2¹⁰, 2¹¹ or 2¹² elements measured alike on the small LSTM; 2¹¹ keeps the long
+/// configuration's [16, 128] on both cores. A cheap closure passed to
+/// [`Tensor::try_map_elements`] pays for the hand-over at this size too; fused cell bodies are
+/// what the kernel is for.
+const MIN_FUSED_BLOCK: usize = 1 << 10;
+
+/// The length of the blocks a fused pass of `count > 0` elements, in rows of `row_len`, is cut
+/// into for a team of `threads`. A pass that fits in one `CHUNK` per thread gets one block per
+/// thread with at least [`MIN_FUSED_BLOCK`] elements to do, cut without regard to rows (a
+/// block may start and end mid-row), so that no thread is left with a short remainder. A larger
+/// pass gets whole rows up to `CHUNK`, or `CHUNK`-long pieces of a longer row, which the threads
+/// claim as they finish.
+fn block_len(count: usize, row_len: usize, threads: usize) -> usize {
+    let sharing = threads.min(count / MIN_FUSED_BLOCK).max(1);
+    if count <= sharing * CHUNK {
+        count.div_ceil(sharing)
+    } else if row_len <= CHUNK {
+        CHUNK / row_len * row_len
+    } else {
+        CHUNK
+    }
+}
 
 /// The function a fused elementwise pass applies at every position: the inputs' elements and
 /// the weight's in, the results' out. Closures implement it; a type of its own lets a caller
@@ -123,25 +144,13 @@ impl<T: Element> Tensor<T> {
         let count: usize = shape.iter().product();
         let mut outputs: [Vec<T>; M] = std::array::from_fn(|_| Vec::with_capacity(count));
         if count > 0 {
-            // A block is whole rows, or part of one row when rows are longer than the block, so
-            // that a long row is still split across threads. A pass too small for one `CHUNK`
-            // per thread is split evenly instead.
-            let threads = if count >= FUSED_PARALLEL_THRESHOLD {
+            // Asking for the team takes a lock: only a pass that two threads could share does.
+            let threads = if count >= 2 * MIN_FUSED_BLOCK {
                 parallel::num_threads()
             } else {
                 1
             };
-            let split = threads > 1;
-            let target = if split {
-                CHUNK.min(count.div_ceil(threads))
-            } else {
-                CHUNK
-            };
-            let block_len = if row_len <= target {
-                (target / row_len) * row_len
-            } else {
-                target
-            };
+            let block_len = block_len(count, row_len, threads);
             // The weight of every element when there is none (on the stack for short rows).
             let ones: SmallVec<[T; 64]> = smallvec::smallvec![
                 T::one();
@@ -179,7 +188,7 @@ impl<T: Element> Tensor<T> {
                 }
                 blocks.push(next.map(|piece| piece.expect("checked just above")));
             }
-            if split {
+            if blocks.len() > 1 {
                 parallel::for_each_chunk_mut(&mut blocks, 1, |b, block| {
                     fill(&mut block[0], b * block_len)
                 });
@@ -274,4 +283,59 @@ fn row_offset<T: Element>(x: &Tensor<T>, mut row: usize) -> usize {
         row /= shape[d];
     }
     offset
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blocks of every pass size around the thresholds, for short, odd and long rows, teams of
+    /// one thread to more threads than rows: no empty block; one block per sharing thread
+    /// (never more blocks than threads) while a pass fits in a `CHUNK` each, every block but
+    /// the last at least `MIN_FUSED_BLOCK`; whole rows of at most `CHUNK` above that.
+    #[test]
+    fn fused_passes_are_cut_into_one_block_per_thread_or_into_whole_rows() {
+        let counts = [
+            1,
+            2 * MIN_FUSED_BLOCK - 1,
+            2 * MIN_FUSED_BLOCK,
+            2 * MIN_FUSED_BLOCK + 1,
+            3300,
+            1 << 15,
+            (1 << 15) + 7,
+            100_000,
+            1 << 17,
+        ];
+        for count in counts {
+            for row_len in [1, 7, 100, 128, 1100, 3001, count] {
+                for threads in [1, 2, 3, 8, 64] {
+                    let len = block_len(count, row_len, threads);
+                    let blocks = count.div_ceil(len);
+                    let case = format!("{count} elements, rows of {row_len}, {threads} threads");
+                    assert!(len >= 1, "{case}: empty blocks");
+                    let sharing = threads.min(count / MIN_FUSED_BLOCK).max(1);
+                    if count <= sharing * CHUNK {
+                        assert_eq!(blocks, sharing, "{case}: one block per thread");
+                        assert!(
+                            blocks == 1 || len >= MIN_FUSED_BLOCK,
+                            "{case}: blocks of {len}"
+                        );
+                    } else {
+                        assert!(len <= CHUNK, "{case}: blocks of {len}");
+                        if row_len <= CHUNK {
+                            assert_eq!(len % row_len, 0, "{case}: blocks of {len} cut rows");
+                        }
+                    }
+                }
+            }
+        }
+        // The boundary: 2¹¹ elements are shared by two threads, one fewer is not.
+        assert_eq!(block_len(2 * MIN_FUSED_BLOCK, 128, 2), MIN_FUSED_BLOCK);
+        assert_eq!(
+            block_len(2 * MIN_FUSED_BLOCK - 1, 128, 2),
+            2 * MIN_FUSED_BLOCK - 1
+        );
+        // Three rows of 1100 on two threads: halves, not a row and two rows.
+        assert_eq!(block_len(3300, 1100, 2), 1650);
+    }
 }
