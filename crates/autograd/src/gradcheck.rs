@@ -31,6 +31,13 @@ pub struct GradcheckOptions {
     pub seed: u64,
 }
 
+impl GradcheckOptions {
+    /// How far a value may lie from `reference` and still agree with it.
+    fn tolerance(&self, reference: f64) -> f64 {
+        self.atol + self.rtol * reference.abs()
+    }
+}
+
 impl Default for GradcheckOptions {
     fn default() -> Self {
         Self {
@@ -259,7 +266,7 @@ impl Worst {
         if diff > self.report.max_abs_error || diff.is_nan() {
             self.report.max_abs_error = diff;
         }
-        let excess = diff - (options.atol + options.rtol * numerical.abs());
+        let excess = diff - options.tolerance(numerical);
         if (excess > 0.0 || diff.is_nan()) && self.failure.as_ref().is_none_or(|(e, _)| excess > *e)
         {
             self.failure = Some((excess, at()));
@@ -522,7 +529,7 @@ where
             .zip(plain.value.to_vec());
         for (element, (r, p)) in pairs.enumerate() {
             // False when either is NaN, which is a mismatch too.
-            let agree = (r - p).abs() <= options.atol + options.rtol * p.abs();
+            let agree = (r - p).abs() <= options.tolerance(p);
             if !agree {
                 return Err(GradcheckError::RecordedGradientMismatch {
                     input,

@@ -328,12 +328,22 @@ impl<S: Scalar, const N: usize> Dual<S, N> {
 
     /// The chain rule for a function of one argument whose derivative here is `slope`.
     #[inline(always)]
-    fn chain(value: S, mut tangent: [Option<S>; N], slope: S) -> Self {
-        for d in &mut tangent {
-            *d = d.take().map(|d| d * slope.clone());
+    fn chain(value: S, tangent: [Option<S>; N], slope: S) -> Self {
+        Dual {
+            value,
+            tangent: map_each(tangent, |d| d * slope.clone()),
         }
-        Dual { value, tangent }
     }
+}
+
+/// `f` applied to every derivative that is not zero by construction. A loop over the array in
+/// place, for the reason [`combine`] gives.
+#[inline(always)]
+fn map_each<S, const N: usize>(mut tangent: [Option<S>; N], f: impl Fn(S) -> S) -> [Option<S>; N] {
+    for d in &mut tangent {
+        *d = d.take().map(&f);
+    }
+    tangent
 }
 
 /// The derivatives of a binary operation from its operands': `both` where both depend on an
@@ -430,13 +440,7 @@ impl<S: Scalar, const N: usize> Neg for Dual<S, N> {
     fn neg(self) -> Self {
         Dual {
             value: -self.value,
-            tangent: {
-                let mut tangent = self.tangent;
-                for d in &mut tangent {
-                    *d = d.take().map(|d| -d);
-                }
-                tangent
-            },
+            tangent: map_each(self.tangent, |d| -d),
         }
     }
 }
