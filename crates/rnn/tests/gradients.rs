@@ -1,6 +1,6 @@
 //! Backprop through time comes from the tape: gradcheck (f64, central differences) of every
-//! built-in cell (first and second derivatives) and of whole layers — multi-layer, bidirectional, variable-length, projected —
-//! for inputs, initial states and every parameter.
+//! built-in cell (first and second derivatives) and of whole layers — multi-layer,
+//! bidirectional, variable-length, projected — for inputs, initial states and every parameter.
 
 use proptest::prelude::*;
 use tapeloop_rnn::autograd::{GradcheckOptions, gradcheck, gradgradcheck};
