@@ -105,6 +105,28 @@ fn where_cond_large() {
     assert_each(&picked, |i| x.get(i).max(y.get(i)));
 }
 
+/// Contiguous pieces of uneven sizes (one empty), joined along either dimension: the parallel
+/// chunks of the result start mid-row and mid-piece.
+#[test]
+fn cat_large_from_uneven_pieces() {
+    let x = big(9);
+    for (dim, len) in [(0, ROWS), (1, COLS)] {
+        let cuts = [0, 7, 7, 100, len];
+        let pieces: Vec<Tensor<f32>> = cuts
+            .windows(2)
+            .map(|w| x.narrow(dim, w[0], w[1] - w[0]).contiguous())
+            .collect();
+        let refs: Vec<&Tensor<f32>> = pieces.iter().collect();
+        let joined = Tensor::cat(&refs, dim);
+        assert_eq!(joined.shape(), x.shape());
+        assert_each(&joined, |i| x.get(i));
+    }
+    // Many small pieces, as a recurrent layer's per-step gradients are joined.
+    let steps: Vec<Tensor<f32>> = (0..ROWS).map(|r| x.narrow(0, r, 1).contiguous()).collect();
+    let refs: Vec<&Tensor<f32>> = steps.iter().collect();
+    assert_each(&Tensor::stack(&refs, 0), |i| x.get(&[i[0], i[2]]));
+}
+
 #[test]
 fn reductions_large() {
     let x = Tensor::<f64>::randn(&[1 << 10, 1 << 10], &mut seeded_rng(8));

@@ -26,13 +26,13 @@ pub const PARALLEL_THRESHOLD: usize = 1 << 15;
 pub(crate) const CHUNK: usize = 1 << 14;
 
 /// Builds the `n` output elements of a kernel without zeroing them first: `fill(chunk, start)`
-/// writes elements `start..start + chunk.len()` into `chunk` and returns how many it wrote. The
-/// chunks are shared between threads when `n` is large.
+/// writes elements `start..start + chunk.len()` into `chunk`, front to back, and returns how
+/// many it wrote. The chunks are shared between threads when `n` is large.
 ///
 /// Writing into uninitialized memory, rather than into `vec![0; n]`, saves a whole pass over
 /// the output: a broadcast add of [1024, 1024] + [1024] took 1.5× as long as a plain loop with
 /// the zeroing and matches it without (`benches/tensor.rs`).
-fn build_chunks<T: Element>(
+pub(crate) fn build_chunks<T: Element>(
     n: usize,
     fill: impl Fn(&mut [MaybeUninit<T>], usize) -> usize + Sync,
 ) -> Vec<T> {
@@ -54,9 +54,10 @@ fn build_chunks<T: Element>(
     }
     // SAFETY: the chunks partition `slots`, the first `n` slots of the capacity, and for each
     // chunk `fill` returned `chunk.len()` (checked above, which panics before this line
-    // otherwise). Every `fill` here writes the runs of `for_each_run` back to back from the
-    // start of its chunk, advancing its count by each run's length only after writing that
-    // run, so a count of `chunk.len()` means every slot of the chunk was written.
+    // otherwise). Every `fill` (those here walk the runs of `for_each_run`, `cat`'s walks its
+    // inputs' blocks) writes runs back to back from the start of its chunk, advancing its
+    // count by each run's length only after writing that run, so a count of `chunk.len()`
+    // means every slot of the chunk was written.
     unsafe { out.set_len(n) };
     out
 }
