@@ -1,7 +1,8 @@
 //! Transposed matrices (columns contiguous) as operands: copied row-major by the tiled transpose
-//! (16 × 16 register tiles for `f32` on AVX-512, a portable loop for the edges and for `f64`)
-//! before elementwise kernels, in-place updates and `cat` read them. Sizes reach past several
-//! whole tiles so both the tiles and the edges are exercised.
+//! (16 × 16 register tiles for `f32` on AVX-512, 8 × 8 on AVX2, a portable loop for the edges
+//! and for `f64`) before elementwise kernels, in-place updates and `cat` read them; a binary
+//! op whose other operand is row-major updates that copy in place as its result. Sizes reach
+//! past several whole tiles so both the tiles and the edges are exercised.
 
 mod common;
 
@@ -104,6 +105,16 @@ fn check_transposed_operands<T: Element>(rows: usize, cols: usize, pad: (usize, 
         as_f64(&difference),
         difference_want,
         "row-major − transposed"
+    );
+    let difference_swapped: Vec<f64> = other_v
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (T::from_f64_lossy(*b) - T::from_f64_lossy(*a)).to_f64_lossy())
+        .collect();
+    assert_eq!(
+        as_f64(&(&view - &other_t)),
+        difference_swapped,
+        "transposed − row-major"
     );
 
     // where(mask, view, other): the transposed operand in the middle of a ternary kernel.

@@ -2,8 +2,9 @@
 //!
 //! Each kernel has a contiguous fast path over plain slices (which LLVM vectorizes) and a
 //! strided path that walks contiguous inner runs; a transposed-matrix operand is first copied
-//! row-major by the tiled transpose. Above [`PARALLEL_THRESHOLD`] elements the
-//! output is split into chunks shared by the calling thread and its helpers.
+//! row-major by the tiled transpose (and that copy, updated in place, is a binary op's result
+//! when the other operand is row-major). Above [`PARALLEL_THRESHOLD`] elements the output is
+//! split into chunks shared by the calling thread and its helpers.
 
 use std::mem::MaybeUninit;
 
@@ -11,7 +12,7 @@ use crate::element::Element;
 use crate::error::Result;
 use crate::layout::{Layout, broadcast_shapes, for_each_run};
 use crate::ops::simd;
-use crate::ops::transpose::row_major_if_transposed;
+use crate::ops::transpose::{ColumnMajor, row_major_if_transposed};
 use crate::parallel;
 use crate::tensor::Tensor;
 
@@ -107,6 +108,9 @@ pub(crate) fn zip<T: Element>(
     b: &Tensor<T>,
     f: impl Fn(T, T) -> T + Sync + Send,
 ) -> Result<Tensor<T>> {
+    if let Some(out) = zip_one_transposed(a, b, &f) {
+        return Ok(out);
+    }
     let (a, b) = (&*row_major_if_transposed(a), &*row_major_if_transposed(b));
     if a.shape() == b.shape()
         && let (Some(x), Some(y)) = (a.as_slice(), b.as_slice())
@@ -148,6 +152,43 @@ pub(crate) fn zip<T: Element>(
         written
     });
     Ok(Tensor::from_contiguous(out, &shape))
+}
+
+/// `f` applied pairwise when one operand is a transposed matrix and the other a row-major one
+/// of the same shape (the gates sum `x·Wᵢₕᵀ + h·Wₕₕᵀ` of a recurrent cell, whose second term is
+/// a column-major GEMM result); `None` otherwise. The row-major copy of the transposed operand
+/// becomes the result, updated in place: one buffer written instead of two.
+fn zip_one_transposed<T: Element>(
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+    f: &(impl Fn(T, T) -> T + Sync),
+) -> Option<Tensor<T>> {
+    let transposed = |t| ColumnMajor::of(t).filter(|m| m.rows > 1 && m.cols > 1);
+    let (matrix, other, matrix_first) = match (transposed(a), transposed(b)) {
+        (Some(matrix), None) => (matrix, b, true),
+        (None, Some(matrix)) => (matrix, a, false),
+        _ => return None,
+    };
+    if other.shape() != [matrix.rows, matrix.cols] {
+        return None;
+    }
+    let other = other.as_slice()?;
+    let mut out = matrix.to_row_major();
+    let update = |out: &mut [T], other: &[T]| {
+        if matrix_first {
+            simd::assign(out, other, f);
+        } else {
+            simd::assign(out, other, &|x, y| f(y, x));
+        }
+    };
+    if out.len() >= PARALLEL_THRESHOLD {
+        parallel::for_each_chunk_mut(&mut out, CHUNK, |index, chunk| {
+            update(chunk, &other[index * CHUNK..][..chunk.len()])
+        });
+    } else {
+        update(&mut out, other);
+    }
+    Some(Tensor::from_contiguous(out, a.shape()))
 }
 
 /// Applies `f` to triples after broadcasting all three tensors to a common shape.
