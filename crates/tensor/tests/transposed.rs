@@ -1,8 +1,8 @@
 //! Transposed matrices (columns contiguous) as operands: copied row-major by the tiled transpose
 //! (16 × 16 register tiles for `f32` on AVX-512, 8 × 8 on AVX2, a portable loop for the edges
 //! and for `f64`) before elementwise kernels, in-place updates and `cat` read them; a binary
-//! op whose other operand is row-major updates that copy in place as its result. Sizes reach
-//! past several whole tiles so both the tiles and the edges are exercised.
+//! op whose other operand is row-major and of the same shape updates that copy in place as its
+//! result. Sizes reach past several whole tiles so both the tiles and the edges are exercised.
 
 mod common;
 
@@ -115,6 +115,15 @@ fn check_transposed_operands<T: Element>(rows: usize, cols: usize, pad: (usize, 
         as_f64(&(&view - &other_t)),
         difference_swapped,
         "transposed − row-major"
+    );
+    // The row-major operand a contiguous view that starts one row into its storage.
+    let junk_row = Tensor::<T>::full(&[1, cols], T::from_f64_lossy(1.0e6));
+    let other_at_offset = Tensor::cat(&[&junk_row, &other_t, &junk_row], 0).narrow(0, 1, rows);
+    assert!(other_at_offset.as_slice().is_some());
+    assert_eq!(
+        as_f64(&(&view - &other_at_offset)),
+        difference_swapped,
+        "transposed − row-major view at an offset"
     );
 
     // where(mask, view, other): the transposed operand in the middle of a ternary kernel.

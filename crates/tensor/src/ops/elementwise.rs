@@ -3,7 +3,7 @@
 //! Each kernel has a contiguous fast path over plain slices (which LLVM vectorizes) and a
 //! strided path that walks contiguous inner runs; a transposed-matrix operand is first copied
 //! row-major by the tiled transpose (and that copy, updated in place, is a binary op's result
-//! when the other operand is row-major). Above [`PARALLEL_THRESHOLD`] elements the output is
+//! when the other operand is row-major and of the same shape). Above [`PARALLEL_THRESHOLD`] elements the output is
 //! split into chunks shared by the calling thread and its helpers.
 
 use std::mem::MaybeUninit;
@@ -33,7 +33,12 @@ pub(crate) const CHUNK: usize = 1 << 14;
 /// Writing into uninitialized memory, rather than into `vec![0; n]`, saves a whole pass over
 /// the output: a broadcast add of [1024, 1024] + [1024] took 1.5× as long as a plain loop with
 /// the zeroing and matches it without (`benches/tensor.rs`).
-pub(crate) fn build_chunks<T: Element>(
+///
+/// # Safety
+///
+/// `fill` must have written the first `k` slots of `chunk` whenever it returns `k`. A count
+/// short of `chunk.len()` panics; an overstated one would expose uninitialized memory.
+pub(crate) unsafe fn build_chunks<T: Element>(
     n: usize,
     fill: impl Fn(&mut [MaybeUninit<T>], usize) -> usize + Sync,
 ) -> Vec<T> {
@@ -55,10 +60,7 @@ pub(crate) fn build_chunks<T: Element>(
     }
     // SAFETY: the chunks partition `slots`, the first `n` slots of the capacity, and for each
     // chunk `fill` returned `chunk.len()` (checked above, which panics before this line
-    // otherwise). Every `fill` (those here walk the runs of `for_each_run`, `cat`'s walks its
-    // inputs' blocks) writes runs back to back from the start of its chunk, advancing its
-    // count by each run's length only after writing that run, so a count of `chunk.len()`
-    // means every slot of the chunk was written.
+    // otherwise), which by the caller's contract means it wrote every slot of the chunk.
     unsafe { out.set_len(n) };
     out
 }
@@ -68,36 +70,44 @@ pub(crate) fn map<T: Element>(input: &Tensor<T>, f: impl Fn(T) -> T + Sync + Sen
     let input = &*row_major_if_transposed(input);
     let n = input.len();
     if let Some(src) = input.as_slice() {
-        let data = build_chunks(n, |chunk, start| {
-            simd::unary(chunk, &src[start..start + chunk.len()], &f);
-            chunk.len()
-        });
+        // SAFETY: `simd::unary` writes one slot per source element, and the source slice is
+        // exactly as long as the chunk.
+        let data = unsafe {
+            build_chunks(n, |chunk, start| {
+                simd::unary(chunk, &src[start..start + chunk.len()], &f);
+                chunk.len()
+            })
+        };
         return Tensor::from_contiguous(data, input.shape());
     }
     let storage = &input.storage[..];
     let layout = &input.layout;
-    let out = build_chunks(n, |chunk, start| {
-        let mut written = 0;
-        for_each_run(
-            layout.shape(),
-            [layout.strides()],
-            [layout.offset()],
-            start,
-            start + chunk.len(),
-            |[offset], len, [stride]| {
-                let dst = &mut chunk[written..written + len];
-                if stride == 1 {
-                    simd::unary(dst, &storage[offset..offset + len], &f);
-                } else {
-                    for (i, d) in dst.iter_mut().enumerate() {
-                        d.write(f(storage[offset + i * stride]));
+    // SAFETY: `for_each_run` visits the runs of `start..start + chunk.len()` back to back, and
+    // each run's slots are written before `written` counts them.
+    let out = unsafe {
+        build_chunks(n, |chunk, start| {
+            let mut written = 0;
+            for_each_run(
+                layout.shape(),
+                [layout.strides()],
+                [layout.offset()],
+                start,
+                start + chunk.len(),
+                |[offset], len, [stride]| {
+                    let dst = &mut chunk[written..written + len];
+                    if stride == 1 {
+                        simd::unary(dst, &storage[offset..offset + len], &f);
+                    } else {
+                        for (i, d) in dst.iter_mut().enumerate() {
+                            d.write(f(storage[offset + i * stride]));
+                        }
                     }
-                }
-                written += len;
-            },
-        );
-        written
-    });
+                    written += len;
+                },
+            );
+            written
+        })
+    };
     Tensor::from_contiguous(out, input.shape())
 }
 
@@ -115,42 +125,50 @@ pub(crate) fn zip<T: Element>(
     if a.shape() == b.shape()
         && let (Some(x), Some(y)) = (a.as_slice(), b.as_slice())
     {
-        let data = build_chunks(x.len(), |chunk, start| {
-            let end = start + chunk.len();
-            simd::binary(chunk, &x[start..end], &y[start..end], &f);
-            chunk.len()
-        });
+        // SAFETY: `simd::binary` writes one slot per pair of operand elements, and both operand
+        // slices are exactly as long as the chunk.
+        let data = unsafe {
+            build_chunks(x.len(), |chunk, start| {
+                let end = start + chunk.len();
+                simd::binary(chunk, &x[start..end], &y[start..end], &f);
+                chunk.len()
+            })
+        };
         return Ok(Tensor::from_contiguous(data, a.shape()));
     }
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
     let la = a.layout.broadcast_to(op, &shape)?;
     let lb = b.layout.broadcast_to(op, &shape)?;
     let (sa, sb) = (&a.storage[..], &b.storage[..]);
-    let out = build_chunks(shape.iter().product(), |chunk, start| {
-        let mut written = 0;
-        for_each_run(
-            &shape,
-            [la.strides(), lb.strides()],
-            [la.offset(), lb.offset()],
-            start,
-            start + chunk.len(),
-            |[oa, ob], len, [ta, tb]| {
-                let dst = &mut chunk[written..written + len];
-                match (ta, tb) {
-                    (1, 1) => simd::binary(dst, &sa[oa..oa + len], &sb[ob..ob + len], &f),
-                    (1, 0) => simd::binary_with_right(dst, &sa[oa..oa + len], sb[ob], &f),
-                    (0, 1) => simd::binary_with_left(dst, sa[oa], &sb[ob..ob + len], &f),
-                    _ => {
-                        for (i, d) in dst.iter_mut().enumerate() {
-                            d.write(f(sa[oa + i * ta], sb[ob + i * tb]));
+    // SAFETY: `for_each_run` visits the runs of `start..start + chunk.len()` back to back, and
+    // each run's slots are written before `written` counts them.
+    let out = unsafe {
+        build_chunks(shape.iter().product(), |chunk, start| {
+            let mut written = 0;
+            for_each_run(
+                &shape,
+                [la.strides(), lb.strides()],
+                [la.offset(), lb.offset()],
+                start,
+                start + chunk.len(),
+                |[oa, ob], len, [ta, tb]| {
+                    let dst = &mut chunk[written..written + len];
+                    match (ta, tb) {
+                        (1, 1) => simd::binary(dst, &sa[oa..oa + len], &sb[ob..ob + len], &f),
+                        (1, 0) => simd::binary_with_right(dst, &sa[oa..oa + len], sb[ob], &f),
+                        (0, 1) => simd::binary_with_left(dst, sa[oa], &sb[ob..ob + len], &f),
+                        _ => {
+                            for (i, d) in dst.iter_mut().enumerate() {
+                                d.write(f(sa[oa + i * ta], sb[ob + i * tb]));
+                            }
                         }
                     }
-                }
-                written += len;
-            },
-        );
-        written
-    });
+                    written += len;
+                },
+            );
+            written
+        })
+    };
     Ok(Tensor::from_contiguous(out, &shape))
 }
 
@@ -163,12 +181,12 @@ fn zip_one_transposed<T: Element>(
     b: &Tensor<T>,
     f: &(impl Fn(T, T) -> T + Sync),
 ) -> Option<Tensor<T>> {
-    let transposed = |t| ColumnMajor::of(t).filter(|m| m.rows > 1 && m.cols > 1);
-    let (matrix, other, matrix_first) = match (transposed(a), transposed(b)) {
-        (Some(matrix), None) => (matrix, b, true),
-        (None, Some(matrix)) => (matrix, a, false),
-        _ => return None,
-    };
+    let (matrix, other, matrix_first) =
+        match (ColumnMajor::transposed(a), ColumnMajor::transposed(b)) {
+            (Some(matrix), None) => (matrix, b, true),
+            (None, Some(matrix)) => (matrix, a, false),
+            _ => return None,
+        };
     if other.shape() != [matrix.rows, matrix.cols] {
         return None;
     }
@@ -211,34 +229,38 @@ pub(crate) fn zip3<T: Element>(
         c.layout.broadcast_to(op, &shape)?,
     ];
     let storages = [&a.storage[..], &b.storage[..], &c.storage[..]];
-    let out = build_chunks(shape.iter().product(), |chunk, start| {
-        let mut written = 0;
-        for_each_run(
-            &shape,
-            [
-                layouts[0].strides(),
-                layouts[1].strides(),
-                layouts[2].strides(),
-            ],
-            [
-                layouts[0].offset(),
-                layouts[1].offset(),
-                layouts[2].offset(),
-            ],
-            start,
-            start + chunk.len(),
-            |[o0, o1, o2], len, [t0, t1, t2]| {
-                for (i, d) in chunk[written..written + len].iter_mut().enumerate() {
-                    d.write(f(
-                        storages[0][o0 + i * t0],
-                        storages[1][o1 + i * t1],
-                        storages[2][o2 + i * t2],
-                    ));
-                }
-                written += len;
-            },
-        );
-        written
-    });
+    // SAFETY: `for_each_run` visits the runs of `start..start + chunk.len()` back to back, and
+    // each run's slots are written before `written` counts them.
+    let out = unsafe {
+        build_chunks(shape.iter().product(), |chunk, start| {
+            let mut written = 0;
+            for_each_run(
+                &shape,
+                [
+                    layouts[0].strides(),
+                    layouts[1].strides(),
+                    layouts[2].strides(),
+                ],
+                [
+                    layouts[0].offset(),
+                    layouts[1].offset(),
+                    layouts[2].offset(),
+                ],
+                start,
+                start + chunk.len(),
+                |[o0, o1, o2], len, [t0, t1, t2]| {
+                    for (i, d) in chunk[written..written + len].iter_mut().enumerate() {
+                        d.write(f(
+                            storages[0][o0 + i * t0],
+                            storages[1][o1 + i * t1],
+                            storages[2][o2 + i * t2],
+                        ));
+                    }
+                    written += len;
+                },
+            );
+            written
+        })
+    };
     Ok(Tensor::from_contiguous(out, &shape))
 }

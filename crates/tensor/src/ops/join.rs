@@ -65,9 +65,12 @@ impl<T: Element> Tensor<T> {
         let rows: usize = shape[..d].iter().product();
         let contiguous: Option<Vec<&[T]>> = tensors.iter().map(|t| t.as_slice()).collect();
         if let Some(inputs) = contiguous {
-            let out = build_chunks(out_layout.len(), |chunk, start| {
-                copy_joined_rows(&inputs, rows, start, chunk)
-            });
+            // SAFETY: `copy_joined_rows` writes each slot before counting it.
+            let out = unsafe {
+                build_chunks(out_layout.len(), |chunk, start| {
+                    copy_joined_rows(&inputs, rows, start, chunk)
+                })
+            };
             return Ok(Self::from_contiguous(out, &shape));
         }
         if rows == 1 {
