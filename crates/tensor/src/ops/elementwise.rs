@@ -3,8 +3,8 @@
 //! Each kernel has a contiguous fast path over plain slices (which LLVM vectorizes) and a
 //! strided path that walks contiguous inner runs; a transposed-matrix operand is first copied
 //! row-major by the tiled transpose (and that copy, updated in place, is a binary op's result
-//! when the other operand is row-major and of the same shape). Above [`PARALLEL_THRESHOLD`] elements the output is
-//! split into chunks shared by the calling thread and its helpers.
+//! when the other operand is row-major and of the same shape). Above [`PARALLEL_THRESHOLD`]
+//! elements the output is split into chunks shared by the calling thread and its helpers.
 
 use std::mem::MaybeUninit;
 
