@@ -116,7 +116,8 @@ fn check_transposed_operands<T: Element>(rows: usize, cols: usize, pad: (usize, 
         difference_swapped,
         "transposed − row-major"
     );
-    // The row-major operand a contiguous view that starts one row into its storage.
+    // A row-major operand that is a contiguous view one row into its storage: the in-place
+    // path must read it from its offset, not from the storage's start, in either order.
     let junk_row = Tensor::<T>::full(&[1, cols], T::from_f64_lossy(1.0e6));
     let other_at_offset = Tensor::cat(&[&junk_row, &other_t, &junk_row], 0).narrow(0, 1, rows);
     assert!(other_at_offset.as_slice().is_some());
@@ -124,6 +125,11 @@ fn check_transposed_operands<T: Element>(rows: usize, cols: usize, pad: (usize, 
         as_f64(&(&view - &other_at_offset)),
         difference_swapped,
         "transposed − row-major view at an offset"
+    );
+    assert_eq!(
+        as_f64(&(&other_at_offset - &view)),
+        difference_want,
+        "row-major view at an offset − transposed"
     );
 
     // where(mask, view, other): the transposed operand in the middle of a ternary kernel.

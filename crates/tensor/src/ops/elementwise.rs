@@ -82,8 +82,9 @@ pub(crate) fn map<T: Element>(input: &Tensor<T>, f: impl Fn(T) -> T + Sync + Sen
     }
     let storage = &input.storage[..];
     let layout = &input.layout;
-    // SAFETY: `for_each_run` visits the runs of `start..start + chunk.len()` back to back, and
-    // each run's slots are written before `written` counts them.
+    // SAFETY: `for_each_run` visits the runs of `start..start + chunk.len()` back to back;
+    // each run writes all `len` slots of its destination (its sources are sliced to `len`, or
+    // read one element per slot) before `written` counts them.
     let out = unsafe {
         build_chunks(n, |chunk, start| {
             let mut written = 0;
@@ -140,8 +141,9 @@ pub(crate) fn zip<T: Element>(
     let la = a.layout.broadcast_to(op, &shape)?;
     let lb = b.layout.broadcast_to(op, &shape)?;
     let (sa, sb) = (&a.storage[..], &b.storage[..]);
-    // SAFETY: `for_each_run` visits the runs of `start..start + chunk.len()` back to back, and
-    // each run's slots are written before `written` counts them.
+    // SAFETY: `for_each_run` visits the runs of `start..start + chunk.len()` back to back;
+    // each run writes all `len` slots of its destination (its sources are sliced to `len`, or
+    // read one element per slot) before `written` counts them.
     let out = unsafe {
         build_chunks(shape.iter().product(), |chunk, start| {
             let mut written = 0;
@@ -229,8 +231,9 @@ pub(crate) fn zip3<T: Element>(
         c.layout.broadcast_to(op, &shape)?,
     ];
     let storages = [&a.storage[..], &b.storage[..], &c.storage[..]];
-    // SAFETY: `for_each_run` visits the runs of `start..start + chunk.len()` back to back, and
-    // each run's slots are written before `written` counts them.
+    // SAFETY: `for_each_run` visits the runs of `start..start + chunk.len()` back to back;
+    // each run writes all `len` slots of its destination (its sources are sliced to `len`, or
+    // read one element per slot) before `written` counts them.
     let out = unsafe {
         build_chunks(shape.iter().product(), |chunk, start| {
             let mut written = 0;

@@ -65,7 +65,8 @@ impl<T: Element> Tensor<T> {
         let rows: usize = shape[..d].iter().product();
         let contiguous: Option<Vec<&[T]>> = tensors.iter().map(|t| t.as_slice()).collect();
         if let Some(inputs) = contiguous {
-            // SAFETY: `copy_joined_rows` writes each slot before counting it.
+            // SAFETY: `copy_joined_rows` copies a source slice of exactly `take` elements into
+            // `take` slots before counting them.
             let out = unsafe {
                 build_chunks(out_layout.len(), |chunk, start| {
                     copy_joined_rows(&inputs, rows, start, chunk)

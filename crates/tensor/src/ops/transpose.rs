@@ -40,8 +40,9 @@ impl<'a, T: Element> ColumnMajor<'a, T> {
         }
     }
 
-    /// `tensor` as a transposed matrix: column-major with neither dimension 1 (with one, the
-    /// matrix is a vector whose elements are already in row-major order).
+    /// `tensor` as a transposed matrix: column-major with both dimensions above 1. Only then
+    /// does a row-major copy by the tiled transpose pay; a single row or column is a strided
+    /// vector, which the elementwise kernels walk as well without one.
     pub(crate) fn transposed(tensor: &'a Tensor<T>) -> Option<Self> {
         Self::of(tensor).filter(|matrix| matrix.rows > 1 && matrix.cols > 1)
     }
